@@ -1,0 +1,467 @@
+"""Named weights: registry, local lookup, optional download, checksum and safetensors I/O.
+
+Lookup order for a name (see `resolve_weights`): an explicit path, then `weights/<filename>`,
+then the Hugging Face hub cache, then a download (only when allowed). Nothing here touches the
+network unless a download is allowed and the file is found nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+WEIGHTS_DIR_ENV = "CLIPMAT_WEIGHTS_DIR"
+HUB_REPO_ENV = "CLIPMAT_HUB_REPO"
+OFFLINE_ENV = "HF_HUB_OFFLINE"
+TRUE_STRINGS = frozenset({"1", "true", "yes", "on"})
+SAFETENSORS_SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".bin"})
+HASH_CHUNK_BYTES = 1 << 20
+
+# The bundled mini-world checkpoint. Update both constants when the file is retrained.
+MINIWORLD_FILENAME = "miniworld.safetensors"
+MINIWORLD_SHA256: str | None = None
+MINIWORLD_ARCH = "clipmat-mini"
+
+CLIPMAT_LICENCE = "CC BY-NC 4.0 (trained on RefMatte)"
+OPENAI_CLIP_LICENCE = "MIT (OpenAI CLIP)"
+PROJECT_LICENCE = "the project's licence (trained on procedural scenes only)"
+
+# open_clip publishes OpenAI CLIP as open_clip state dicts in these hub repositories
+# (open_clip.get_pretrained_cfg(arch, "openai")["hf_hub"]); the safetensors file is preferred,
+# the pickled one is what open_clip falls back to.
+_OPEN_CLIP_SAFE_NAME = "open_clip_model.safetensors"
+_OPEN_CLIP_BIN_NAME = "open_clip_pytorch_model.bin"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One named set of weights and where it comes from."""
+
+    name: str  # registry key, e.g. "clip-vitb16-openai"
+    arch: str  # model config ("clipmat-vitb16", "clipmat-mini") or open_clip arch ("ViT-B-16")
+    kind: str  # "clipmat": a full CLIPMat checkpoint; "clip": CLIP tower weights
+    filename: str  # file name looked up in weights_dir()
+    licence: str
+    description: str
+    sha256: str | None = None  # expected hex digest, None when unknown
+    hf_repo: str | None = None  # Hugging Face hub repository id, None when not hosted
+    hf_filename: str | None = None  # file name inside hf_repo
+    url: str | None = None  # direct download address, None when not hosted
+    hf_fallback_filenames: tuple[str, ...] = ()  # tried in hf_repo after hf_filename
+    hub_repo_env: str | None = None  # environment variable that may name hf_repo
+
+
+PRETRAINED: dict[str, WeightSpec] = {
+    "clipmat-vitb16": WeightSpec(
+        name="clipmat-vitb16",
+        arch="clipmat-vitb16",
+        kind="clipmat",
+        filename="clipmat_vitb16.safetensors",
+        hf_filename="clipmat_vitb16.safetensors",
+        licence=CLIPMAT_LICENCE,
+        description="CLIPMat, ViT-B/16 backbone at 512 px, trained with this package",
+        hub_repo_env=HUB_REPO_ENV,
+    ),
+    "clipmat-vitl14": WeightSpec(
+        name="clipmat-vitl14",
+        arch="clipmat-vitl14",
+        kind="clipmat",
+        filename="clipmat_vitl14.safetensors",
+        hf_filename="clipmat_vitl14.safetensors",
+        licence=CLIPMAT_LICENCE,
+        description="CLIPMat, ViT-L/14 backbone at 448 px, trained with this package",
+        hub_repo_env=HUB_REPO_ENV,
+    ),
+    "clip-vitb16-openai": WeightSpec(
+        name="clip-vitb16-openai",
+        arch="ViT-B-16",
+        kind="clip",
+        filename="clip_vitb16_openai.safetensors",
+        hf_repo="timm/vit_base_patch16_clip_224.openai",
+        hf_filename=_OPEN_CLIP_SAFE_NAME,
+        licence=OPENAI_CLIP_LICENCE,
+        description="OpenAI CLIP ViT-B/16 (open_clip state dict, about 600 MB)",
+        hf_fallback_filenames=(_OPEN_CLIP_BIN_NAME,),
+    ),
+    "clip-vitl14-openai": WeightSpec(
+        name="clip-vitl14-openai",
+        arch="ViT-L-14",
+        kind="clip",
+        filename="clip_vitl14_openai.safetensors",
+        hf_repo="timm/vit_large_patch14_clip_224.openai",
+        hf_filename=_OPEN_CLIP_SAFE_NAME,
+        licence=OPENAI_CLIP_LICENCE,
+        description="OpenAI CLIP ViT-L/14 (open_clip state dict, about 1.7 GB)",
+        hf_fallback_filenames=(_OPEN_CLIP_BIN_NAME,),
+    ),
+    "mini-world": WeightSpec(
+        name="mini-world",
+        arch=MINIWORLD_ARCH,
+        kind="clipmat",
+        filename=MINIWORLD_FILENAME,
+        sha256=MINIWORLD_SHA256,
+        licence=PROJECT_LICENCE,
+        description="tiny CLIPMat trained on the synthetic mini world, bundled in weights/",
+    ),
+}
+
+# Other names that resolve to a registry entry.
+ALIASES: dict[str, str] = {"zeroshot-vitb16": "clip-vitb16-openai"}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """The weights for a name are not on disk and could not be downloaded."""
+
+
+class WeightsChecksumError(ValueError):
+    """A weights file does not have the expected sha256 digest."""
+
+
+class WeightsCorruptError(ValueError):
+    """A weights file cannot be read (truncated, corrupt or of an unsupported kind)."""
+
+
+def list_pretrained() -> list[str]:
+    """Names of all registered weights (aliases not included)."""
+    return list(PRETRAINED)
+
+
+def get_weight_spec(name: str) -> WeightSpec:
+    """The registry entry for `name` (or an alias), with `hf_repo` taken from its env variable.
+
+    Raises:
+        ValueError: unknown name; the message lists the available names.
+    """
+    key = ALIASES.get(name, name)
+    if key not in PRETRAINED:
+        known = ", ".join(list_pretrained() + list(ALIASES))
+        raise ValueError(f"Unknown weights name {name!r}. Available: {known}.")
+    spec = PRETRAINED[key]
+    if spec.hub_repo_env and spec.hf_repo is None and os.environ.get(spec.hub_repo_env):
+        spec = dataclasses.replace(spec, hf_repo=os.environ[spec.hub_repo_env].strip())
+    return spec
+
+
+def weights_dir() -> Path:
+    """The folder searched for weights files: `$CLIPMAT_WEIGHTS_DIR`, else the repository's `weights/`."""
+    override = os.environ.get(WEIGHTS_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def downloads_allowed(allow_download: bool | None = None) -> bool:
+    """`allow_download` if given, else True unless `HF_HUB_OFFLINE` is set to a true value."""
+    if allow_download is not None:
+        return allow_download
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in TRUE_STRINGS
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime_ns are part of the cache key: a changed file is hashed again.
+    return sha256_file(path)
+
+
+def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
+    """Check a file's sha256 digest (no-op when `expected` is None).
+
+    The digest is cached per (path, size, mtime), so a large file is hashed once per process.
+
+    Raises:
+        WeightsChecksumError: the digest differs; the message names the file and both digests.
+    """
+    if expected is None:
+        return
+    path = Path(path).resolve()
+    stat = path.stat()
+    actual = _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    if actual.lower() != expected.lower():
+        raise WeightsChecksumError(
+            f"Checksum mismatch for {path}: expected sha256 {expected.lower()}, got {actual}. "
+            "The file is incomplete, corrupt or a different version; delete it and fetch it again."
+        )
+
+
+def locate_weights(name: str) -> Path | None:
+    """Where the weights for `name` already are on disk (weights dir or hub cache), else None.
+
+    Never downloads and never hashes; cheap enough for listing what is present.
+    """
+    spec = get_weight_spec(name)
+    local = weights_dir() / spec.filename
+    if local.is_file():
+        return local
+    for filename in hub_filenames(spec):
+        cached = _hub_cached(spec.hf_repo, filename)
+        if cached is not None:
+            return cached
+    return None
+
+
+def resolve_weights(
+    name: str, path: str | os.PathLike | None = None, allow_download: bool | None = None
+) -> Path:
+    """Find (or fetch) the weights file for a registered name.
+
+    Order: `path` if given (trusted as is: your own checkpoint, no checksum), then
+    `weights_dir()/<filename>`, then the Hugging Face hub cache, then a download from the hub
+    or the spec's URL when downloads are allowed. Files found in the weights dir, the cache or
+    downloaded are checked against the registry's sha256 when one is known.
+
+    Args:
+        name: registry name or alias (see `list_pretrained()`).
+        path: explicit file to use instead of the registry's locations.
+        allow_download: None means allowed unless `HF_HUB_OFFLINE` is true.
+
+    Returns:
+        Path of an existing, verified file.
+
+    Raises:
+        ValueError: unknown name.
+        WeightsNotFoundError: nowhere to be found; the message says where it looked and how to
+            get the file.
+        WeightsChecksumError: a file was found but its digest is wrong.
+    """
+    spec = get_weight_spec(name)
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if explicit.is_file():
+            return explicit
+        raise WeightsNotFoundError(_not_found_message(spec, [f"{explicit} (given path; missing)"]))
+
+    tried: list[str] = []
+    local = weights_dir() / spec.filename
+    if local.is_file():
+        verify_sha256(local, spec.sha256)
+        return local
+    tried.append(f"{local} (missing)")
+
+    if spec.hf_repo is None and spec.hub_repo_env:
+        tried.append(
+            f"Hugging Face hub: no repository known ({spec.hub_repo_env} is not set to <owner/name>)"
+        )
+    for filename in hub_filenames(spec):
+        cached = _hub_cached(spec.hf_repo, filename)
+        if cached is not None:
+            verify_sha256(cached, spec.sha256)
+            return cached
+        tried.append(f"Hugging Face cache: {spec.hf_repo}/{filename} (not cached)")
+
+    if spec.hf_repo is None and spec.url is None:
+        pass  # nothing to download from
+    elif not downloads_allowed(allow_download):
+        why = f"{OFFLINE_ENV} is set" if allow_download is None else "allow_download=False"
+        tried.append(f"download: not attempted ({why})")
+    else:
+        from clipmat.download import download_weights
+
+        fetched = download_weights(spec, local, tried)
+        if fetched is not None:
+            return fetched
+    raise WeightsNotFoundError(_not_found_message(spec, tried))
+
+
+def hub_filenames(spec: WeightSpec) -> list[str]:
+    if spec.hf_repo is None or spec.hf_filename is None:
+        return []
+    return [spec.hf_filename, *spec.hf_fallback_filenames]
+
+
+def _hub_cached(repo: str | None, filename: str) -> Path | None:
+    """Path of a file in the Hugging Face hub cache, never touching the network."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=True))
+    except Exception:  # not cached (or a broken cache entry): treated as absent
+        return None
+
+
+def _not_found_message(spec: WeightSpec, tried: list[str]) -> str:
+    local = weights_dir() / spec.filename
+    lines = [f"No weights file for {spec.name!r} ({spec.description}; licence: {spec.licence})."]
+    lines += ["Looked in:"] + [f"  - {entry}" for entry in tried]
+    lines.append("How to get it:")
+    if spec.kind == "clipmat" and spec.name != "mini-world":
+        lines.append(
+            "  - No trained CLIPMat weights have been published yet. Train them with "
+            f"`python -m clipmat.train --config FILE` (arch {spec.arch!r}) and save the result "
+            f"as {local},"
+        )
+        lines.append(
+            f"  - or, if a hub repository hosts them: {HUB_REPO_ENV}=<owner/name> "
+            f"python -m clipmat.download {spec.name}"
+        )
+    elif spec.name == "mini-world":
+        lines.append(
+            f"  - It ships with the repository as {local}; restore it from version control "
+            "(e.g. `git checkout -- weights/`) or retrain it with `python -m clipmat.train`."
+        )
+    else:
+        lines.append(
+            f"  - With network access, run once: python -m clipmat.download {spec.name} "
+            f"(from the Hugging Face hub repository {spec.hf_repo}),"
+        )
+        lines.append(f"  - or put the file at {local}.")
+    lines.append(f"  - Set {WEIGHTS_DIR_ENV}=DIR to look in another folder.")
+    lines.append("Or pass pretrained=None for random init.")
+    return "\n".join(lines)
+
+
+def save_state_dict(
+    state: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    metadata: Mapping[str, str] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a state dict as safetensors, atomically (temporary file, then rename).
+
+    Args:
+        state: name -> tensor; tensors are moved to CPU, made contiguous, and tensors that share
+            memory (tied weights) are stored as separate copies.
+        path: target file, normally ending in `.safetensors`; parent folders are created.
+        metadata: str -> str pairs stored in the header (e.g. {"config": json.dumps(cfg)}).
+        dtype: if given, floating point tensors are cast to it (e.g. torch.float16).
+
+    Returns:
+        The path written.
+    """
+    from safetensors.torch import save_file
+
+    meta = dict(metadata or {})
+    bad = [k for k, v in meta.items() if not (isinstance(k, str) and isinstance(v, str))]
+    if bad:
+        raise TypeError(
+            f"metadata must map str to str (use json.dumps for values); bad keys: {bad}"
+        )
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state[{key!r}] is {type(value).__name__}, expected a torch.Tensor")
+        tensor = value.detach().to("cpu")
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        tensor = tensor.contiguous()
+        if tensor.numel() and tensor.untyped_storage().data_ptr() in seen:
+            tensor = tensor.clone()
+        if tensor.numel():
+            seen.add(tensor.untyped_storage().data_ptr())
+        tensors[key] = tensor
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a state dict on CPU from `.safetensors`, or `.pt`/`.pth`/`.bin` (weights only).
+
+    Pickled files are read with `torch.load(weights_only=True)`: tensors and plain containers
+    only, never arbitrary objects. A top-level {"state_dict": ...} or {"model": ...} wrapper is
+    unwrapped.
+
+    Returns:
+        (state, metadata): name -> tensor, and the safetensors header metadata ({} for pickles).
+
+    Raises:
+        FileNotFoundError: no such file.
+        WeightsCorruptError: unreadable, truncated or unsupported file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        return _load_safetensors(path)
+    if suffix in PICKLE_SUFFIXES:
+        return _load_pickle(path), {}
+    raise WeightsCorruptError(
+        f"Unsupported weights file {path}: expected a .safetensors, .pt, .pth or .bin file."
+    )
+
+
+def _corrupt(path: Path, err: Exception) -> WeightsCorruptError:
+    return WeightsCorruptError(
+        f"Weights file {path} is corrupt or truncated ({type(err).__name__}: {err}). Delete it "
+        "and fetch it again (`python -m clipmat.download NAME`), or re-save it from its source."
+    )
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _corrupt(path, err) from err
+    return state, metadata
+
+
+def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
+    import pickle
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsCorruptError(
+            f"Refusing to load {path}: it holds objects other than tensors, and this package only "
+            "unpickles weights (torch.load(weights_only=True)). Convert it to .safetensors with "
+            "a trusted copy of the code that wrote it."
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise _corrupt(path, err) from err
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsCorruptError(f"{path} does not hold a state dict (name -> tensor).")
+    return dict(obj)
+
+
+def load_pretrained_state_dict(
+    name: str, path: str | os.PathLike | None = None, allow_download: bool | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`resolve_weights` then `load_state_dict`: (state, metadata) for a registered name."""
+    return load_state_dict(resolve_weights(name, path=path, allow_download=allow_download))
+
+
+def config_from_metadata(metadata: Mapping[str, str], key: str = "config") -> dict | None:
+    """The JSON config stored under `key` in safetensors metadata, or None if absent."""
+    raw = metadata.get(key)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"metadata[{key!r}] is not valid JSON: {err}") from err

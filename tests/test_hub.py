@@ -1,0 +1,318 @@
+"""Weights registry, lookup order, checksums, safetensors I/O and the download command."""
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import time
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import torch
+
+from clipmat import download, hub
+
+FAKE_REPO = "clipmat-tests/fake-weights"
+FAKE_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """An empty weights dir and an empty hub cache for every test; no network."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(weights))
+    monkeypatch.setenv(hub.OFFLINE_ENV, "1")
+    monkeypatch.delenv(hub.HUB_REPO_ENV, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    hub._sha256_cached.cache_clear()
+    return weights
+
+
+def _register(monkeypatch, **changes) -> hub.WeightSpec:
+    """Register a test entry "test-weights" in the registry for the test's duration."""
+    base = hub.WeightSpec(
+        name="test-weights",
+        arch="clipmat-tiny",
+        kind="clip",
+        filename="test_weights.safetensors",
+        licence="test licence",
+        description="weights for tests",
+    )
+    spec = dataclasses.replace(base, **changes)
+    monkeypatch.setitem(hub.PRETRAINED, spec.name, spec)
+    return spec
+
+
+def _fake_cache_file(name: str, content: bytes) -> Path:
+    """Put a file into the (isolated) hub cache as if hf_hub_download had fetched it."""
+    repo_dir = Path(huggingface_hub.constants.HF_HUB_CACHE) / (
+        "models--" + FAKE_REPO.replace("/", "--")
+    )
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(FAKE_REVISION)
+    path = repo_dir / "snapshots" / FAKE_REVISION / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _state() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return {"a.weight": torch.randn(3, 4, generator=gen), "a.bias": torch.arange(3.0)}
+
+
+def test_registry_names_and_specs():
+    names = hub.list_pretrained()
+    expected = {"clipmat-vitb16", "clipmat-vitl14", "clip-vitb16-openai", "clip-vitl14-openai"}
+    assert expected | {"mini-world"} <= set(names)
+    clip = hub.get_weight_spec("clip-vitb16-openai")
+    assert (clip.kind, clip.arch, clip.hf_repo) == (
+        "clip",
+        "ViT-B-16",
+        "timm/vit_base_patch16_clip_224.openai",
+    )
+    assert clip.hf_filename.endswith(".safetensors") and "MIT" in clip.licence
+    assert hub.get_weight_spec("zeroshot-vitb16") == clip
+    trained = hub.get_weight_spec("clipmat-vitb16")
+    assert trained.sha256 is None and trained.hf_repo is None and "CC BY-NC" in trained.licence
+    assert hub.get_weight_spec("mini-world").filename == "miniworld.safetensors"
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ValueError, match="Available: .*clipmat-vitb16.*mini-world"):
+        hub.get_weight_spec("clipmat-vitx99")
+
+
+def test_hub_repo_from_environment(monkeypatch):
+    monkeypatch.setenv(hub.HUB_REPO_ENV, "someone/clipmat")
+    assert hub.get_weight_spec("clipmat-vitl14").hf_repo == "someone/clipmat"
+    assert hub.get_weight_spec("clip-vitb16-openai").hf_repo.startswith("timm/")
+
+
+def test_weights_dir_default_and_override(isolated, monkeypatch):
+    assert hub.weights_dir() == isolated
+    monkeypatch.delenv(hub.WEIGHTS_DIR_ENV)
+    assert hub.weights_dir() == Path(hub.__file__).resolve().parent.parent / "weights"
+
+
+def test_downloads_allowed_follows_offline_env(monkeypatch):
+    assert not hub.downloads_allowed()
+    assert hub.downloads_allowed(True)
+    monkeypatch.setenv(hub.OFFLINE_ENV, "0")
+    assert hub.downloads_allowed() and not hub.downloads_allowed(False)
+
+
+def test_explicit_path_wins_and_missing_path_is_named(tmp_path, isolated):
+    own = tmp_path / "mine.safetensors"
+    own.write_bytes(b"x")
+    (isolated / "clipmat_vitb16.safetensors").write_bytes(b"y")
+    assert hub.resolve_weights("clipmat-vitb16", path=own) == own
+    with pytest.raises(hub.WeightsNotFoundError, match="random init") as info:
+        hub.resolve_weights("clipmat-vitb16", path=tmp_path / "nope.safetensors")
+    assert "nope.safetensors" in str(info.value)
+
+
+def test_weights_dir_file_is_found(isolated):
+    target = isolated / "clipmat_vitb16.safetensors"
+    target.write_bytes(b"weights")
+    assert hub.resolve_weights("clipmat-vitb16") == target
+    assert hub.locate_weights("clipmat-vitb16") == target
+
+
+def test_missing_trained_weights_message():
+    with pytest.raises(FileNotFoundError) as info:
+        hub.resolve_weights("clipmat-vitb16")
+    message = str(info.value)
+    assert isinstance(info.value, hub.WeightsNotFoundError)
+    for needle in (
+        "clipmat-vitb16",
+        "clipmat_vitb16.safetensors",
+        "No trained CLIPMat weights have been published",
+        "python -m clipmat.train",
+        hub.HUB_REPO_ENV,
+        "pass pretrained=None for random init",
+    ):
+        assert needle in message
+
+
+def test_missing_clip_offline_fails_fast_and_explains():
+    start = time.perf_counter()
+    with pytest.raises(hub.WeightsNotFoundError) as info:
+        hub.resolve_weights("zeroshot-vitb16")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"offline miss took {elapsed:.2f} s"
+    message = str(info.value)
+    assert "python -m clipmat.download clip-vitb16-openai" in message
+    assert "clip_vitb16_openai.safetensors" in message
+    assert "open_clip_model.safetensors" in message and "open_clip_pytorch_model.bin" in message
+    assert "HF_HUB_OFFLINE is set" in message and "random init" in message
+
+
+def test_hub_cache_hit_and_fallback_filename(monkeypatch):
+    _register(
+        monkeypatch,
+        hf_repo=FAKE_REPO,
+        hf_filename="w.safetensors",
+        hf_fallback_filenames=("w.bin",),
+    )
+    with pytest.raises(hub.WeightsNotFoundError):
+        hub.resolve_weights("test-weights")
+    fallback = _fake_cache_file("w.bin", b"fallback")
+    assert hub.resolve_weights("test-weights").read_bytes() == fallback.read_bytes()
+    preferred = _fake_cache_file("w.safetensors", b"preferred")
+    assert hub.resolve_weights("test-weights").read_bytes() == preferred.read_bytes()
+
+
+def test_checksum_verified_and_mismatch_named(isolated, monkeypatch):
+    content = b"some weights"
+    good = hashlib.sha256(content).hexdigest()
+    (isolated / "test_weights.safetensors").write_bytes(content)
+    _register(monkeypatch, sha256=good.upper())
+    assert hub.resolve_weights("test-weights").name == "test_weights.safetensors"
+    bad = "0" * 64
+    _register(monkeypatch, sha256=bad)
+    with pytest.raises(hub.WeightsChecksumError) as info:
+        hub.resolve_weights("test-weights")
+    message = str(info.value)
+    assert "test_weights.safetensors" in message and bad in message and good in message
+
+
+def test_checksum_is_cached_per_size_and_mtime(tmp_path, monkeypatch):
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"abc")
+    calls = []
+    real = hub.sha256_file
+    monkeypatch.setattr(hub, "sha256_file", lambda p: calls.append(p) or real(p))
+    digest = hashlib.sha256(b"abc").hexdigest()
+    hub.verify_sha256(path, digest)
+    hub.verify_sha256(path, digest)
+    assert len(calls) == 1
+    path.write_bytes(b"abd")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    with pytest.raises(hub.WeightsChecksumError):
+        hub.verify_sha256(path, digest)
+    assert len(calls) == 2
+    assert hub.sha256_file(path) == hashlib.sha256(b"abd").hexdigest()
+
+
+def test_url_download_verifies_and_leaves_no_partial_file(tmp_path, isolated, monkeypatch):
+    source = tmp_path / "hosted.safetensors"
+    source.write_bytes(b"hosted weights")
+    digest = hashlib.sha256(b"hosted weights").hexdigest()
+    _register(monkeypatch, url=source.as_uri(), sha256=digest)
+    with pytest.raises(hub.WeightsNotFoundError, match="HF_HUB_OFFLINE is set"):
+        hub.resolve_weights("test-weights")  # downloads off by default when offline
+    got = hub.resolve_weights("test-weights", allow_download=True)
+    assert got == isolated / "test_weights.safetensors" and got.read_bytes() == b"hosted weights"
+    got.unlink()
+    _register(monkeypatch, url=source.as_uri(), sha256="f" * 64)
+    with pytest.raises(hub.WeightsChecksumError):
+        hub.resolve_weights("test-weights", allow_download=True)
+    assert list(isolated.iterdir()) == []
+
+
+def test_save_load_round_trip_with_metadata_and_dtype(tmp_path):
+    state = _state()
+    state["tied"] = state["a.weight"]  # shares memory: stored as its own copy
+    path = hub.save_state_dict(state, tmp_path / "sub" / "m.safetensors", {"config": '{"w": 8}'})
+    loaded, meta = hub.load_state_dict(path)
+    assert set(loaded) == set(state) and meta == {"config": '{"w": 8}'}
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert hub.config_from_metadata(meta) == {"w": 8}
+    half, _ = hub.load_state_dict(
+        hub.save_state_dict(_state(), tmp_path / "h.safetensors", dtype=torch.float16)
+    )
+    assert half["a.weight"].dtype == torch.float16
+    assert not list(tmp_path.glob("**/*.part"))
+
+
+def test_save_rejects_bad_metadata_and_values(tmp_path):
+    with pytest.raises(TypeError, match="str to str"):
+        hub.save_state_dict(_state(), tmp_path / "m.safetensors", {"config": {"w": 8}})
+    with pytest.raises(TypeError, match="expected a torch.Tensor"):
+        hub.save_state_dict({"x": [1, 2]}, tmp_path / "m.safetensors")
+
+
+def test_load_pickled_weights_only(tmp_path):
+    plain, wrapped = tmp_path / "plain.pt", tmp_path / "wrapped.pth"
+    torch.save(_state(), plain)
+    torch.save({"state_dict": _state(), "epoch": 3}, wrapped)
+    for path in (plain, wrapped):
+        state, meta = hub.load_state_dict(path)
+        assert set(state) == {"a.weight", "a.bias"} and meta == {}
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled an arbitrary object",))
+
+
+def test_arbitrary_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.bin"
+    with open(path, "wb") as f:
+        pickle.dump({"w": _Payload()}, f, protocol=2)
+    with pytest.raises(hub.WeightsCorruptError, match="Refusing to load"):
+        hub.load_state_dict(path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_truncated_file_is_reported_as_corrupt(tmp_path, suffix):
+    path = tmp_path / f"m{suffix}"
+    if suffix == ".pt":
+        torch.save(_state(), path)
+    else:
+        hub.save_state_dict(_state(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(hub.WeightsCorruptError, match="corrupt") as info:
+        hub.load_state_dict(path)
+    assert str(path) in str(info.value) and "clipmat.download" in str(info.value)
+
+
+def test_load_rejects_missing_and_unknown_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        hub.load_state_dict(tmp_path / "absent.safetensors")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    with pytest.raises(hub.WeightsCorruptError, match=".safetensors, .pt"):
+        hub.load_state_dict(tmp_path / "m.onnx")
+
+
+def test_cli_list_shows_licences_and_presence(isolated, capsys):
+    hub.save_state_dict(_state(), isolated / "clipmat_vitl14.safetensors")
+    assert download.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("clipmat-vitl14"))
+    assert "CC BY-NC" in line and str(isolated / "clipmat_vitl14.safetensors") in line
+    assert next(r for r in out.splitlines() if r.startswith("clip-vitb16-openai")).endswith("no")
+    assert "MIT" in out and "zeroshot-vitb16" in out
+
+
+def test_cli_errors_have_exit_codes_and_no_traceback(capsys):
+    assert download.main(["clipmat-vitx99"]) == 1
+    err = capsys.readouterr().err
+    assert "Unknown weights name" in err and "Traceback" not in err
+    assert download.main(["clipmat-vitb16"]) == 2
+    err = capsys.readouterr().err
+    assert "No trained CLIPMat weights have been published" in err and "Traceback" not in err
+    assert download.main([]) == 1
+
+
+def test_cli_copies_and_converts_into_dir(tmp_path, monkeypatch, capsys):
+    _register(
+        monkeypatch,
+        hf_repo=FAKE_REPO,
+        hf_filename="w.safetensors",
+        hf_fallback_filenames=("w.bin",),
+    )
+    cached = _fake_cache_file("w.bin", b"")
+    torch.save(_state(), cached)
+    out_dir = tmp_path / "out"
+    assert download.main(["test-weights", "--dir", str(out_dir)]) == 0
+    target = out_dir / "test_weights.safetensors"
+    state, meta = hub.load_state_dict(target)
+    assert torch.equal(state["a.weight"], _state()["a.weight"]) and meta["source"] == str(cached)
+    out = capsys.readouterr().out
+    assert str(target) in out and hub.WEIGHTS_DIR_ENV in out and "test licence" in out
