@@ -1,0 +1,198 @@
+"""CLIP image and text towers (open_clip), exposing multi-level visual tokens and per-token text
+features. This is the only module of the project that imports open_clip."""
+
+from __future__ import annotations
+
+import math
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIP
+from torch import nn
+
+from clipmat.config import CLIPTowersConfig
+
+# OpenAI CLIP's normalisation constants.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_TOKENIZER: open_clip.tokenizer.SimpleTokenizer | None = None
+
+
+def _tokenizer() -> open_clip.tokenizer.SimpleTokenizer:
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        _TOKENIZER = open_clip.tokenizer.SimpleTokenizer()
+    return _TOKENIZER
+
+
+def bpe_encode(text: str) -> list[int]:
+    """CLIP's byte-pair encoding of ``text`` (lower-cased, cleaned), without SOT/EOT."""
+    return _tokenizer().encode(text)
+
+
+def special_token_ids() -> tuple[int, int]:
+    """(start-of-text, end-of-text) token ids of CLIP's tokenizer."""
+    tok = _tokenizer()
+    return tok.sot_token_id, tok.eot_token_id
+
+
+def create_clip(cfg: CLIPTowersConfig) -> CLIP:
+    """Build the open_clip CLIP model described by ``cfg``, randomly initialised, offline."""
+    return CLIP(
+        embed_dim=cfg.embed_dim,
+        vision_cfg=dict(cfg.vision),
+        text_cfg=dict(cfg.text),
+        quick_gelu=cfg.quick_gelu,
+    )
+
+
+def _resize_grid_embedding(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Bicubically resize a square positional embedding (1 + g*g, C) to (1 + gh*gw, C); CLS kept."""
+    cls_pos, patch_pos = pos[:1], pos[1:]
+    old = int(math.isqrt(patch_pos.shape[0]))
+    if (old, old) == tuple(grid):
+        return pos
+    patch_pos = patch_pos.reshape(1, old, old, -1).permute(0, 3, 1, 2)  # (1, C, g, g)
+    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
+    patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
+    return torch.cat([cls_pos, patch_pos], dim=0)
+
+
+class CLIPBackbone(nn.Module):
+    """Wraps an open_clip ``CLIP``: multi-level image tokens and per-token text features.
+
+    Args:
+        cfg: the towers' configuration.
+        feature_layers: 1-based indices of the image blocks whose outputs are T1..T4.
+    """
+
+    def __init__(self, cfg: CLIPTowersConfig, *, feature_layers: tuple[int, ...]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.clip = create_clip(cfg)
+        self.feature_layers = tuple(feature_layers)
+        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.cfg.vision["patch_size"])
+
+    @property
+    def vision_width(self) -> int:
+        return int(self.cfg.vision["width"])
+
+    @property
+    def text_width(self) -> int:
+        return int(self.cfg.text["width"])
+
+    @property
+    def text_context_length(self) -> int:
+        return int(self.clip.context_length)
+
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """CLIP parameters that CLIPMat never uses (projections, pooling norm, later blocks)."""
+        visual = self.clip.visual
+        unused = [visual.proj, self.clip.logit_scale]
+        unused += list(visual.ln_post.parameters())
+        if self.clip.text_projection is not None:
+            unused.append(self.clip.text_projection)
+        for block in visual.transformer.resblocks[max(self.feature_layers) :]:
+            unused += list(block.parameters())
+        return [p for p in unused if isinstance(p, nn.Parameter)]
+
+    def text_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the text tower (token and position embeddings, blocks, final norm)."""
+        clip = self.clip
+        params = [clip.token_embedding.weight, clip.positional_embedding]
+        params += list(clip.transformer.parameters()) + list(clip.ln_final.parameters())
+        return params
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) floats in [0, 1] -> CLIP-normalised."""
+        return (images - self.mean) / self.std
+
+    def encode_image_levels(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Multi-level visual tokens.
+
+        Args:
+            images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
+
+        Returns:
+            Four tensors (B, 1 + h*w, Dv), the outputs of the blocks in ``feature_layers``,
+            with h = H / P and w = W / P; token 0 is CLS.
+        """
+        visual = self.clip.visual
+        p = self.patch_size
+        b, _, height, width = images.shape
+        if height % p or width % p:
+            raise ValueError(f"image size {height}x{width} is not a multiple of the patch size {p}")
+        grid = (height // p, width // p)
+        x = visual.conv1(images.to(visual.conv1.weight.dtype))  # (B, Dv, h, w)
+        x = x.flatten(2).transpose(1, 2)  # (B, h*w, Dv)
+        cls = visual.class_embedding.to(x.dtype).expand(b, 1, -1)
+        x = torch.cat([cls, x], dim=1)  # (B, 1 + h*w, Dv)
+        x = x + _resize_grid_embedding(visual.positional_embedding, grid).to(x.dtype)
+        x = visual.patch_dropout(x)
+        x = visual.ln_pre(x)
+        indices = [i - 1 for i in self.feature_layers]
+        _, levels = visual.transformer.forward_intermediates(x, indices=indices, stop_early=True)
+        return levels
+
+    def encode_text_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Run the text transformer on token embeddings.
+
+        Args:
+            embeddings: (B, L, Dt) token embeddings, L <= the context length.
+
+        Returns:
+            (B, L, Dt) features of every token after ``ln_final`` (causal attention kept).
+        """
+        clip = self.clip
+        length = embeddings.shape[1]
+        x = embeddings + clip.positional_embedding[:length].to(embeddings.dtype)
+        mask = clip.attn_mask[:length, :length] if clip.attn_mask is not None else None
+        x = clip.transformer(x, attn_mask=mask)
+        return clip.ln_final(x)
+
+    def token_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids -> (B, L, Dt) embeddings."""
+        return self.clip.token_embedding(ids)
+
+
+def load_clip_state_dict(backbone: CLIPBackbone, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load CLIP weights (open_clip key names) into ``backbone``, resizing positional embeddings.
+
+    The image tower's positional embedding is bicubically interpolated from the checkpoint's grid
+    (e.g. 14x14 at 224 px) to the model's; the text one is cut or checked against the context.
+
+    Raises:
+        ValueError: when keys are missing or unexpected, listing the first few of each.
+    """
+    state = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    model_state = backbone.clip.state_dict()
+    key = "visual.positional_embedding"
+    if key in state and state[key].shape != model_state[key].shape:
+        grid = int(math.isqrt(model_state[key].shape[0] - 1))
+        state[key] = _resize_grid_embedding(state[key], (grid, grid))
+    key = "positional_embedding"
+    if key in state and state[key].shape[0] > model_state[key].shape[0]:
+        state[key] = state[key][: model_state[key].shape[0]]
+    missing = sorted(set(model_state) - set(state))
+    unexpected = sorted(set(state) - set(model_state))
+    if missing or unexpected:
+        raise ValueError(
+            "CLIP weights do not fit the configured towers: "
+            f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys "
+            f"{unexpected[:5]}. Check that the weights match the config's CLIP architecture."
+        )
+    mismatched = [k for k in model_state if state[k].shape != model_state[k].shape]
+    if mismatched:
+        k = mismatched[0]
+        raise ValueError(
+            f"CLIP weight {k} has shape {tuple(state[k].shape)}, the model expects "
+            f"{tuple(model_state[k].shape)} ({len(mismatched)} tensors differ)"
+        )
+    backbone.clip.load_state_dict(state, strict=True)

@@ -1,0 +1,67 @@
+"""Matting semantic decoder (3-class trimap), matting details decoder, and their fusion."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from clipmat.model.layers import DecoderBlock, resize
+
+BACKGROUND, TRANSITION, FOREGROUND = 0, 1, 2
+
+
+class SemanticDecoder(nn.Module):
+    """C2, C1 then a 1x1 head to 3 classes (background, transition, foreground)."""
+
+    def __init__(self, *, in_ch: int, channels: tuple[int, int]) -> None:
+        super().__init__()
+        self.c2 = DecoderBlock(in_ch, channels[0])
+        self.c1 = DecoderBlock(channels[0], channels[1])
+        self.head = nn.Conv2d(channels[1], 3, 1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(B, D', h, w) -> logits (B, 3, H, W)."""
+        return resize(self.head(self.c1(self.c2(x))), size)
+
+
+class DetailsDecoder(nn.Module):
+    """U-Net style C4 -> C1 over the MDE features; sigmoid alpha for the transition region.
+
+    Levels whose feature is ``None`` (the ablation without MDE) are skipped connections.
+    """
+
+    def __init__(self, *, in_ch: tuple[int, ...], channels: tuple[int, ...], skips: bool) -> None:
+        super().__init__()
+        skip = [c if skips else 0 for c in in_ch]
+        self.c4 = DecoderBlock(in_ch[3], channels[0])
+        self.c3 = DecoderBlock(channels[0] + skip[2], channels[1])
+        self.c2 = DecoderBlock(channels[1] + skip[1], channels[2])
+        self.c1 = DecoderBlock(channels[2] + skip[0], channels[3])
+        self.head = nn.Conv2d(channels[3], 1, 1)
+
+    def forward(self, feats: list[torch.Tensor | None], size: tuple[int, int]) -> torch.Tensor:
+        """F_1..F_4 (strides 2..16) -> (B, 1, H, W) alpha in [0, 1]."""
+        x = self.c4(feats[3])
+        for block, skip in ((self.c3, feats[2]), (self.c2, feats[1]), (self.c1, feats[0])):
+            if skip is not None:
+                x = torch.cat([resize(x, skip.shape[-2:]), skip], dim=1)
+            x = block(x)
+        return torch.sigmoid(resize(self.head(x), size))
+
+
+def fuse_alpha(semantic_logits: torch.Tensor, detail: torch.Tensor, mode: str) -> torch.Tensor:
+    """Collaborative matting: foreground from the semantic map, transition from the details.
+
+    Args:
+        semantic_logits: (B, 3, H, W). detail: (B, 1, H, W) in [0, 1].
+        mode: "argmax" (alpha = detail * [class == transition] + [class == foreground], spec 1.7)
+            or "soft" (alpha = p_fg + p_transition * detail).
+
+    Returns:
+        (B, 1, H, W) alpha in [0, 1].
+    """
+    if mode == "soft":
+        prob = semantic_logits.softmax(dim=1)
+        return (prob[:, FOREGROUND : FOREGROUND + 1] + prob[:, TRANSITION : TRANSITION + 1] * detail)
+    cls = semantic_logits.argmax(dim=1, keepdim=True)
+    return detail * (cls == TRANSITION).to(detail.dtype) + (cls == FOREGROUND).to(detail.dtype)
