@@ -1,0 +1,41 @@
+"""CLIPMat: referring image matting. A phrase in, a soft alpha matte out.
+
+import clipmat
+p = clipmat.load_predictor("mini-world")
+r = p.predict(image, "the red star")   # r.alpha: (H, W) float32 in [0, 1]
+"""
+
+from clipmat import metrics  # noqa: F401
+from clipmat.config import CLIPMatConfig, CLIPTowersConfig
+from clipmat.factory import (
+    create_model,
+    get_model_config,
+    list_models,
+    load_clip_pretrained,
+    load_model,
+    save_model,
+)
+from clipmat.hub import WeightsNotFoundError, list_pretrained
+from clipmat.model.clipmat import CLIPMat, CLIPMatOutput
+from clipmat.predictor import CLIPMatPredictor, MattingResult
+from clipmat.predictors import list_predictors, load_predictor
+
+__all__ = [
+    "CLIPMat",
+    "CLIPMatConfig",
+    "CLIPMatOutput",
+    "CLIPMatPredictor",
+    "CLIPTowersConfig",
+    "MattingResult",
+    "WeightsNotFoundError",
+    "create_model",
+    "get_model_config",
+    "list_models",
+    "list_predictors",
+    "list_pretrained",
+    "load_clip_pretrained",
+    "load_model",
+    "load_predictor",
+    "metrics",
+    "save_model",
+]

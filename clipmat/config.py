@@ -77,7 +77,9 @@ class CLIPMatConfig:
             )
         if self.fusion not in ("argmax", "soft"):
             raise ValueError(f"fusion must be 'argmax' or 'soft', got {self.fusion!r}")
-        if self.expression_budget + self.context_length > int(self.clip.text.get("context_length", 77)):
+        if self.expression_budget + self.context_length > int(
+            self.clip.text.get("context_length", 77)
+        ):
             raise ValueError("expression_budget + context_length exceeds the text context length")
 
     @property
@@ -95,7 +97,9 @@ class CLIPMatConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown CLIPMat config fields {unknown}; known fields: {sorted(known)}")
+            raise ValueError(
+                f"unknown CLIPMat config fields {unknown}; known fields: {sorted(known)}"
+            )
         return cls(**data)
 
     @classmethod

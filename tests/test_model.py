@@ -69,7 +69,11 @@ def test_gradients_reach_trainable_and_spare_frozen(overrides):
     model = clipmat.create_model("clipmat-tiny", **overrides)
     _loss_backward(model)
     named = dict(model.named_parameters())
-    no_grad = [n for n, p in named.items() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    no_grad = [
+        n
+        for n, p in named.items()
+        if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
+    ]
     assert not no_grad, f"trainable parameters without gradient: {no_grad[:5]}"
     frozen_with_grad = [n for n, p in named.items() if not p.requires_grad and p.grad is not None]
     assert not frozen_with_grad
@@ -157,7 +161,10 @@ def test_clip_weights_load_with_positional_interpolation(tmp_path):
     """CLIP weights trained at another resolution are interpolated into the towers."""
     cfg = clipmat.get_model_config("clipmat-tiny")
     small = CLIPMatConfig.from_dict(
-        {**cfg.to_dict(), "clip": {**cfg.to_dict()["clip"], "vision": {**cfg.clip.vision, "image_size": 64}}}
+        {
+            **cfg.to_dict(),
+            "clip": {**cfg.to_dict()["clip"], "vision": {**cfg.clip.vision, "image_size": 64}},
+        }
     )
     donor = clipmat.create_model(small)
     state = donor.backbone.clip.state_dict()
@@ -168,7 +175,9 @@ def test_clip_weights_load_with_positional_interpolation(tmp_path):
     got = model.backbone.clip.state_dict()
     assert got["visual.positional_embedding"].shape[0] == 1 + 16 * 16
     assert torch.equal(got["visual.conv1.weight"], state["visual.conv1.weight"])
-    assert torch.equal(got["visual.positional_embedding"][0], state["visual.positional_embedding"][0])
+    assert torch.equal(
+        got["visual.positional_embedding"][0], state["visual.positional_embedding"][0]
+    )
     assert not model.backbone.clip.transformer.resblocks[0].attn.in_proj_weight.requires_grad
     del state["visual.conv1.weight"]
     clipmat.hub.save_state_dict(state, tmp_path / "bad.safetensors")

@@ -64,8 +64,12 @@ class CLIPMat(nn.Module):
         self.prompt = ContextPrompt(cfg, text_width=dt)
         if cfg.popup:
             self.popup = SemanticPopUp(
-                visual_width=dv, text_width=dt, dim=cfg.popup_dim, heads=cfg.popup_heads,
-                out_dim=cfg.popup_out, dropout=cfg.popup_dropout,
+                visual_width=dv,
+                text_width=dt,
+                dim=cfg.popup_dim,
+                heads=cfg.popup_heads,
+                out_dim=cfg.popup_out,
+                dropout=cfg.popup_dropout,
             )
         else:
             self.popup = TextScaling(
@@ -73,7 +77,9 @@ class CLIPMat(nn.Module):
             )
         if cfg.details:
             self.details = DetailsExtractor(
-                visual_width=dv, visual_ch=cfg.details_visual, image_ch=cfg.details_image,
+                visual_width=dv,
+                visual_ch=cfg.details_visual,
+                image_ch=cfg.details_image,
                 out_ch=cfg.details_out,
             )
         else:

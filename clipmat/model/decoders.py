@@ -62,6 +62,6 @@ def fuse_alpha(semantic_logits: torch.Tensor, detail: torch.Tensor, mode: str) -
     """
     if mode == "soft":
         prob = semantic_logits.softmax(dim=1)
-        return (prob[:, FOREGROUND : FOREGROUND + 1] + prob[:, TRANSITION : TRANSITION + 1] * detail)
+        return prob[:, FOREGROUND : FOREGROUND + 1] + prob[:, TRANSITION : TRANSITION + 1] * detail
     cls = semantic_logits.argmax(dim=1, keepdim=True)
     return detail * (cls == TRANSITION).to(detail.dtype) + (cls == FOREGROUND).to(detail.dtype)

@@ -25,7 +25,9 @@ class DetailLevel(nn.Module):
         )
         self.fuse = ConvBNReLU(visual_ch + image_ch, out_ch)
 
-    def forward(self, tokens: torch.Tensor, image: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, image: torch.Tensor, grid: tuple[int, int]
+    ) -> torch.Tensor:
         """tokens (B, 1+h*w, Dv), image (B, 3, H, W) normalised -> (B, out_ch, H/2^i, W/2^i)."""
         size = (image.shape[-2] // self.stride, image.shape[-1] // self.stride)
         v = resize(self.visual(tokens_to_grid(tokens, grid)), size)  # (B, Cv, H/2^i, W/2^i)
@@ -37,14 +39,21 @@ class DetailsExtractor(nn.Module):
     """MDE: returns F_1..F_4 at strides 2, 4, 8, 16 of the input."""
 
     def __init__(
-        self, *, visual_width: int, visual_ch: tuple[int, ...], image_ch: tuple[int, ...],
+        self,
+        *,
+        visual_width: int,
+        visual_ch: tuple[int, ...],
+        image_ch: tuple[int, ...],
         out_ch: tuple[int, ...],
     ) -> None:
         super().__init__()
         self.levels = nn.ModuleList(
             DetailLevel(
-                level=i + 1, visual_width=visual_width, visual_ch=visual_ch[i],
-                image_ch=image_ch[i], out_ch=out_ch[i],
+                level=i + 1,
+                visual_width=visual_width,
+                visual_ch=visual_ch[i],
+                image_ch=image_ch[i],
+                out_ch=out_ch[i],
             )
             for i in range(4)
         )

@@ -19,7 +19,13 @@ class SemanticPopUp(nn.Module):
     """
 
     def __init__(
-        self, *, visual_width: int, text_width: int, dim: int, heads: int, out_dim: int,
+        self,
+        *,
+        visual_width: int,
+        text_width: int,
+        dim: int,
+        heads: int,
+        out_dim: int,
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
@@ -33,7 +39,10 @@ class SemanticPopUp(nn.Module):
         )
 
     def forward(
-        self, visual: torch.Tensor, text: torch.Tensor, text_padding: torch.Tensor,
+        self,
+        visual: torch.Tensor,
+        text: torch.Tensor,
+        text_padding: torch.Tensor,
         grid: tuple[int, int],
     ) -> torch.Tensor:
         """
@@ -67,7 +76,10 @@ class TextScaling(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out_dim))
 
     def forward(
-        self, visual: torch.Tensor, text: torch.Tensor, text_padding: torch.Tensor,
+        self,
+        visual: torch.Tensor,
+        text: torch.Tensor,
+        text_padding: torch.Tensor,
         grid: tuple[int, int],
     ) -> torch.Tensor:
         keep = (~text_padding).unsqueeze(-1).to(text.dtype)  # (B, L, 1)

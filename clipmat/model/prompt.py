@@ -136,6 +136,8 @@ class ContextPrompt(nn.Module):
             slot = tokens.context_mask.long().cumsum(dim=1) - 1  # (B, L)
             slot = slot.clamp(min=0, max=self.n_context - 1)
             ctx = self.context[tokens.setting]  # (B, N, Dt)
-            ctx = torch.gather(ctx, 1, slot.unsqueeze(-1).expand(-1, -1, ctx.shape[-1]))  # (B, L, Dt)
+            ctx = torch.gather(
+                ctx, 1, slot.unsqueeze(-1).expand(-1, -1, ctx.shape[-1])
+            )  # (B, L, Dt)
             x = torch.where(tokens.context_mask.unsqueeze(-1), ctx.to(x.dtype), x)
         return backbone.encode_text_embeddings(x)

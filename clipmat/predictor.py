@@ -1,0 +1,219 @@
+"""CLIPMatPredictor: a photo of any size and a phrase in, an alpha matte at the photo's size out.
+
+Image features are computed once per image and reused for every phrase on it: the CLIP image
+tower, the details extractor and the details decoder take no text, so a new phrase costs only the
+text tower, the pop-up and the semantic decoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from clipmat.imageio import load_image
+from clipmat.model.clipmat import CLIPMat, ImageFeatures
+from clipmat.model.decoders import BACKGROUND, fuse_alpha
+from clipmat.transforms import labels_to_input_size, model_input_size, to_input_size, to_model_input
+
+_ARTICLES = {"the", "a", "an"}
+UNSURE_BELOW = 0.6  # confidence under which a grounding is reported as unsure
+
+
+@dataclass
+class MattingResult:
+    """The matte of one phrase on one photo.
+
+    Attributes:
+        alpha: (H, W) float32 in [0, 1] at the input photo's resolution.
+        text: the phrase as given.
+        setting: "keyword" or "expression", how the phrase was read.
+        confidence: in [0, 1]; how sure the model is of the region it picked (0 when empty).
+        trimap: (H, W) uint8, 0 background, 128 transition, 255 foreground (semantic branch).
+        predictor: name of the predictor that made it.
+        image_cached: True when the image features were reused from an earlier call.
+        seconds: wall time of the call that produced it (shared by a batch).
+        candidates: other regions that match the phrase, when the predictor finds several.
+    """
+
+    alpha: np.ndarray
+    text: str
+    setting: str
+    confidence: float
+    trimap: np.ndarray
+    predictor: str
+    image_cached: bool = False
+    seconds: float = 0.0
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def unsure(self) -> bool:
+        """True when the grounding is doubtful (low confidence or an empty matte)."""
+        return self.confidence < UNSURE_BELOW
+
+
+def infer_setting(text: str) -> str:
+    """Read a phrase as a keyword (one word after articles, e.g. "the cat") or an expression."""
+    words = [w for w in text.lower().split() if w not in _ARTICLES]
+    return "keyword" if len(words) <= 1 else "expression"
+
+
+def _fingerprint(image: np.ndarray) -> str:
+    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
+    return f"{image.shape}:{digest}"
+
+
+def select_device(device: str | torch.device | None = "auto") -> torch.device:
+    """ "auto" (or None) picks CUDA when available, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class CLIPMatPredictor:
+    """Wraps any CLIPMat model, random or trained.
+
+    Args:
+        model: the network.
+        name: shown in results and in the app.
+        licence: licence of the weights, shown to users.
+        device: "auto", "cpu", "cuda", ...; the model is moved there.
+        cache_size: how many images' features to keep.
+    """
+
+    def __init__(
+        self,
+        model: CLIPMat,
+        *,
+        name: str = "custom",
+        licence: str = "",
+        device: Any = "auto",
+        cache_size: int = 4,
+    ) -> None:
+        self.device = select_device(device)
+        self.model = model.to(self.device).eval()
+        self.name = name
+        self.licence = licence
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, ImageFeatures] = OrderedDict()
+        self.stats = {"image_encodes": 0, "cache_hits": 0}
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    @torch.inference_mode()
+    def set_image(self, image: Any) -> tuple[np.ndarray, ImageFeatures, bool]:
+        """Load ``image`` and compute (or fetch from the cache) its features.
+
+        Returns:
+            (the RGB uint8 photo, its features, whether they came from the cache).
+        """
+        photo = load_image(image)
+        key = _fingerprint(photo)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            self.stats["cache_hits"] += 1
+            return photo, self._cache[key], True
+        cfg = self.model.cfg
+        size = model_input_size(
+            *photo.shape[:2], short_side=cfg.image_size, multiple=cfg.patch_size
+        )
+        x = to_model_input(photo, size).to(self.device)
+        with self._autocast():
+            feats = self.model.encode_image(x)
+        self.stats["image_encodes"] += 1
+        self._cache[key] = feats
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return photo, feats, False
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    @torch.inference_mode()
+    def predict(
+        self, image: Any, text: str | list[str], *, setting: str = "auto"
+    ) -> MattingResult | list[MattingResult]:
+        """Matte the entity that ``text`` refers to.
+
+        Args:
+            image: (H, W, 3) uint8 array, PIL image, path or bytes; RGBA, grayscale, 16-bit and
+                EXIF-rotated inputs are converted (see :func:`clipmat.imageio.load_image`).
+            text: one phrase, or a list of phrases (batched; the image is encoded once).
+            setting: "keyword", "expression" or "auto" (see :func:`infer_setting`).
+
+        Returns:
+            A :class:`MattingResult` per phrase (a list when ``text`` is a list).
+        """
+        start = time.perf_counter()
+        if isinstance(text, str):
+            phrases = [text]
+        elif isinstance(text, (list, tuple)):
+            phrases = list(text)
+        else:
+            raise TypeError(
+                f"phrase must be a string or a list of strings, got {type(text).__name__}"
+            )
+        if not phrases:
+            raise ValueError("no phrase given: pass a string or a non-empty list of strings")
+        for p in phrases:
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError(f"each phrase must be a non-empty string, got {p!r}")
+        settings = [infer_setting(p) if setting == "auto" else setting for p in phrases]
+        photo, feats, cached = self.set_image(image)
+        logits, detail = self._semantic_logits(feats, [p.strip() for p in phrases], settings)
+        prob = logits.float().softmax(dim=1)  # (B, 3, h, w)
+        alpha = fuse_alpha(logits.float(), detail.float(), self.model.cfg.fusion)[:, 0]
+        labels = prob.argmax(dim=1)  # (B, h, w)
+        seconds = time.perf_counter() - start
+        size = photo.shape[:2]
+        results = []
+        for i, phrase in enumerate(phrases):
+            region = labels[i] != BACKGROUND
+            conf = float((1 - prob[i, BACKGROUND])[region].mean()) if region.any() else 0.0
+            trimap_small = np.array([0, 128, 255], np.uint8)[labels[i].cpu().numpy()]
+            results.append(
+                MattingResult(
+                    alpha=to_input_size(alpha[i], size),
+                    text=phrase,
+                    setting=settings[i],
+                    confidence=conf,
+                    trimap=labels_to_input_size(trimap_small, size),
+                    predictor=self.name,
+                    image_cached=cached,
+                    seconds=seconds,
+                )
+            )
+        return results[0] if isinstance(text, str) else results
+
+    def _semantic_logits(
+        self, feats: ImageFeatures, phrases: list[str], settings: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Semantic logits (B, 3, h, w), averaged over the keyword templates, and the detail map."""
+        templates = self.model.prompt.templates
+        rows, owners, template_ids = [], [], []
+        for i, (phrase, setting) in enumerate(zip(phrases, settings)):
+            n = len(templates) if setting == "keyword" else 1
+            for t in range(n):
+                rows.append((phrase, setting))
+                owners.append(i)
+                template_ids.append(t)
+        tokens = self.model.tokenize([r[0] for r in rows], [r[1] for r in rows], template_ids)
+        with self._autocast():
+            out = self.model.decode(feats, tokens)
+        logits = out.semantic_logits.float()
+        owner = torch.tensor(owners, device=logits.device)
+        summed = torch.zeros(len(phrases), *logits.shape[1:], device=logits.device)
+        summed.index_add_(0, owner, logits)
+        counts = torch.bincount(owner, minlength=len(phrases)).clamp(min=1).view(-1, 1, 1, 1)
+        detail = feats.detail.float().expand(len(phrases), -1, -1, -1)
+        return summed / counts, detail
