@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -153,7 +152,7 @@ def get_weight_spec(name: str) -> WeightSpec:
 
 
 def weights_dir() -> Path:
-    """The folder searched for weights files: `$CLIPMAT_WEIGHTS_DIR`, else the repository's `weights/`."""
+    """The folder searched for weights: `$CLIPMAT_WEIGHTS_DIR`, else the repository's `weights/`."""
     override = os.environ.get(WEIGHTS_DIR_ENV)
     if override:
         return Path(override).expanduser()
@@ -258,7 +257,7 @@ def resolve_weights(
 
     if spec.hf_repo is None and spec.hub_repo_env:
         tried.append(
-            f"Hugging Face hub: no repository known ({spec.hub_repo_env} is not set to <owner/name>)"
+            f"Hugging Face hub: no repository known ({spec.hub_repo_env}=<owner/name> is not set)"
         )
     for filename in hub_filenames(spec):
         cached = _hub_cached(spec.hf_repo, filename)
@@ -282,6 +281,7 @@ def resolve_weights(
 
 
 def hub_filenames(spec: WeightSpec) -> list[str]:
+    """File names to try in `spec.hf_repo`, preferred first ([] when not hosted on the hub)."""
     if spec.hf_repo is None or spec.hf_filename is None:
         return []
     return [spec.hf_filename, *spec.hf_fallback_filenames]
@@ -322,7 +322,7 @@ def _not_found_message(spec: WeightSpec, tried: list[str]) -> str:
             f"  - With network access, run once: python -m clipmat.download {spec.name} "
             f"(from the Hugging Face hub repository {spec.hf_repo}),"
         )
-        lines.append(f"  - or put the file at {local}.")
+        lines.append(f"  - or put the file (an open_clip {spec.arch} state dict) at {local}.")
     lines.append(f"  - Set {WEIGHTS_DIR_ENV}=DIR to look in another folder.")
     lines.append("Or pass pretrained=None for random init.")
     return "\n".join(lines)
@@ -447,21 +447,3 @@ def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsCorruptError(f"{path} does not hold a state dict (name -> tensor).")
     return dict(obj)
-
-
-def load_pretrained_state_dict(
-    name: str, path: str | os.PathLike | None = None, allow_download: bool | None = None
-) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """`resolve_weights` then `load_state_dict`: (state, metadata) for a registered name."""
-    return load_state_dict(resolve_weights(name, path=path, allow_download=allow_download))
-
-
-def config_from_metadata(metadata: Mapping[str, str], key: str = "config") -> dict | None:
-    """The JSON config stored under `key` in safetensors metadata, or None if absent."""
-    raw = metadata.get(key)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"metadata[{key!r}] is not valid JSON: {err}") from err

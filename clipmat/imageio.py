@@ -30,7 +30,7 @@ ImageSource = (
 
 
 class ImageInputError(ValueError):
-    """The input is not a usable image: corrupt, empty, too large, or of an unsupported shape/dtype."""
+    """The input is not a usable image: corrupt, empty, too large, or of unsupported shape/dtype."""
 
 
 def load_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
