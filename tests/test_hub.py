@@ -82,6 +82,21 @@ def test_registry_names_and_specs():
     assert hub.get_weight_spec("mini-world").filename == "miniworld.safetensors"
 
 
+@pytest.mark.parametrize(
+    ("name", "arch"), [("clip-vitb16-openai", "ViT-B-16"), ("clip-vitl14-openai", "ViT-L-14")]
+)
+def test_clip_entries_match_open_clip_registry(name, arch):
+    open_clip = pytest.importorskip("open_clip")
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    # A trailing slash in open_clip's "hf_hub" means: the repository's default file names.
+    assert open_clip.get_pretrained_cfg(arch, "openai")["hf_hub"].endswith("/")
+    spec = hub.get_weight_spec(name)
+    assert spec.arch == arch
+    assert spec.hf_repo == open_clip.get_pretrained_cfg(arch, "openai")["hf_hub"].rstrip("/")
+    assert hub.hub_filenames(spec) == [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+
+
 def test_unknown_name_lists_available():
     with pytest.raises(ValueError, match="Available: .*clipmat-vitb16.*mini-world"):
         hub.get_weight_spec("clipmat-vitx99")
