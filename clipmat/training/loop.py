@@ -1,0 +1,233 @@
+"""The training loop: AdamW with two learning rates, autocast, clipping, DDP, checkpoints, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from clipmat.config import CLIPMatConfig
+from clipmat.factory import create_model, get_model_config, load_clip_pretrained, load_model
+from clipmat.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size
+from clipmat.model.clipmat import CLIPMat
+from clipmat.training.checkpoint import (
+    MODEL_FILE,
+    OPTIM_FILE,
+    load_optimizer_state,
+    save_checkpoint,
+)
+from clipmat.training.config import TrainConfig
+from clipmat.training.data import BatchStream
+
+LOG_FILE = "log.csv"
+CONFIG_FILE = "config.json"
+LOG_COLUMNS = ("step", "loss", "sem", "detail", "fusion", "dice", "lr", "lr_image",
+               "samples_per_s", "minutes")  # fmt: skip
+
+
+def model_config(cfg: TrainConfig) -> CLIPMatConfig:
+    """The CLIPMat config a run trains: a built-in name or a JSON path, plus its overrides."""
+    base = (
+        CLIPMatConfig.from_json(cfg.model)
+        if cfg.model.endswith(".json")
+        else (get_model_config(cfg.model))
+    )
+    return CLIPMatConfig.from_dict({**base.to_dict(), **cfg.model_overrides})
+
+
+def build_model(cfg: TrainConfig) -> CLIPMat:
+    """A fresh model for ``cfg``: random init, then CLIP weights (``clip_init``) or a full
+    CLIPMat checkpoint (``init``) when named. Returned in train mode, freezing applied."""
+    mcfg = model_config(cfg)
+    model = create_model(mcfg)
+    if cfg.clip_init:
+        load_clip_pretrained(model, cfg.clip_init)
+    if cfg.init:
+        source = load_model(cfg.init)
+        model.load_state_dict(source.state_dict(), strict=True)
+    model.apply_freezing()
+    return model.train()
+
+
+def param_groups(model: CLIPMat, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: new modules at ``lr``, the CLIP image tower at ``lr_image``; no weight decay
+    on biases, norms, embeddings and context vectors."""
+    visual = {id(p) for p in model.backbone.clip.visual.parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decay = p.ndim >= 2 and "embedding" not in name and "context" not in name
+        groups.setdefault((id(p) in visual, decay), []).append(p)
+    out = []
+    for (is_visual, decay), params in sorted(groups.items()):
+        lr = cfg.lr_image if is_visual else cfg.lr
+        out.append({"params": params, "lr": lr, "base_lr": lr,
+                    "weight_decay": cfg.weight_decay if decay else 0.0})  # fmt: skip
+    return out
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine down to ``min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _autocast(device: torch.device, mode: str) -> tuple[contextlib.AbstractContextManager, bool]:
+    """(autocast context, whether fp16 gradient scaling is needed)."""
+    if device.type != "cuda" or mode == "off":
+        return contextlib.nullcontext(), False
+    if mode == "auto":
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    return torch.autocast("cuda", dtype=dtype), dtype == torch.float16
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; joins the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return rank, world, local
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _resume(out: Path, model: CLIPMat, optimizer: torch.optim.Optimizer) -> int:
+    ckpt = out / MODEL_FILE
+    saved = load_model(ckpt)
+    if saved.cfg != model.cfg:
+        raise ValueError(f"{ckpt} holds a {saved.cfg.name!r} model that differs from this config")
+    model.load_state_dict(saved.state_dict(), strict=True)
+    return load_optimizer_state(out / OPTIM_FILE, optimizer)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or continue) a training run; every process of a torchrun job calls this.
+
+    Returns:
+        {"step": steps completed, "first_loss", "last_loss" (means over the first and last
+        logged windows), "checkpoint": path of the last checkpoint, "out_dir"}.
+    """
+    rank, world, local = _distributed()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg, local)
+    torch.manual_seed(cfg.seed + rank)
+    out = Path(cfg.out_dir)
+    model = build_model(cfg).to(device)
+    size = int(cfg.image_size or model.cfg.image_size)
+    if size % model.cfg.patch_size:
+        raise ValueError(f"image_size {size} is not a multiple of the patch size")
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.999))
+    start = 0
+    if cfg.resume and (out / MODEL_FILE).is_file() and (out / OPTIM_FILE).is_file():
+        start = _resume(out, model, optimizer)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(
+            json.dumps({"train": cfg.to_dict(), "model": model.cfg.to_dict()}, indent=2)
+        )
+    net = DistributedDataParallel(model) if world > 1 else model
+    autocast, scaled = _autocast(device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda") if scaled else None
+    weights = LossWeights(cfg.loss_sem, cfg.loss_detail, cfg.loss_fusion, cfg.loss_dice)
+    stream = BatchStream(cfg, size, rank, start)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0)  # fmt: skip
+    log_path = out / LOG_FILE
+    if rank == 0 and not log_path.exists():
+        with log_path.open("w", newline="") as f:
+            csv.writer(f).writerow(LOG_COLUMNS)
+    bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0 or not cfg.progress,
+               mininterval=10.0, dynamic_ncols=True)  # fmt: skip
+    t0 = last_ckpt = time.monotonic()
+    window: list[list[float]] = []
+    first_loss = last_loss = float("nan")
+    step = start
+    ckpt_path = out / MODEL_FILE
+    batches = iter(loader)
+    while step < cfg.steps:
+        batch = next(batches)
+        factor = lr_factor(step, cfg)
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+        images = batch["images"].to(device, non_blocking=True)
+        alphas = batch["alphas"].to(device, non_blocking=True)
+        tokens = model.tokenize(batch["texts"], batch["settings"], batch["template_ids"])
+        rng = np.random.default_rng([cfg.seed, step, rank, 7])
+        trimap = make_trimap(alphas, trimap_kernel_size(size, rng, cfg.trimap_kernel))
+        with autocast:
+            output = net(images, tokens)
+        losses = clipmat_loss(output.semantic_logits, output.detail, alphas, trimap, weights)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(losses["loss"]).backward()
+            scaler.unscale_(optimizer)
+        else:
+            losses["loss"].backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        step += 1
+        window.append(
+            [float(losses[k].detach()) for k in ("loss", "sem", "detail", "fusion", "dice")]
+        )
+        elapsed = time.monotonic() - t0
+        stop = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60
+        if world > 1:  # every rank must agree on when to stop
+            flag = torch.tensor([float(stop)], device=device)
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        if step % cfg.log_every == 0 or step == cfg.steps or stop:
+            mean = torch.tensor(window, device=device).mean(0)
+            if world > 1:
+                dist.all_reduce(mean)
+                mean /= world
+            values = mean.tolist()
+            first_loss = values[0] if math.isnan(first_loss) else first_loss
+            last_loss = values[0]
+            window = []
+            if rank == 0:
+                rate = (step - start) * cfg.batch_size * world / max(elapsed, 1e-6)
+                lrs = [g["lr"] for g in optimizer.param_groups]
+                row = [step, *(f"{v:.5f}" for v in values), f"{max(lrs):.3e}", f"{min(lrs):.3e}",
+                       f"{rate:.1f}", f"{elapsed / 60:.2f}"]  # fmt: skip
+                with log_path.open("a", newline="") as f:
+                    csv.writer(f).writerow(row)
+                bar.set_postfix(loss=f"{values[0]:.4f}", rate=f"{rate:.0f}/s")
+        bar.update(1)
+        due = step % cfg.ckpt_every == 0 or time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60
+        if rank == 0 and (due or step == cfg.steps or stop):
+            ckpt_path = save_checkpoint(out, model, optimizer, step, cfg.to_dict())
+            last_ckpt = time.monotonic()
+        if stop:
+            break
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    return {"step": step, "first_loss": first_loss, "last_loss": last_loss,
+            "checkpoint": str(ckpt_path), "out_dir": str(out)}  # fmt: skip
