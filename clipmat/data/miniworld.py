@@ -24,7 +24,7 @@ from clipmat.data.composition import (
     crop_to_alpha,
 )
 from clipmat.data.expressions import ExpressionWriter
-from clipmat.data.samples import make_sample
+from clipmat.data.samples import check_setting, make_sample
 from clipmat.data.shapes import render_entity
 
 CONFIG_PATH = Path(__file__).with_name("miniworld.json")
@@ -144,13 +144,21 @@ class MiniWorld:
         return picked
 
     # ---------------------------------------------------------------- scenes
-    def scene(self, i: int) -> Scene:
-        """Scene number i: 2 or 3 annotated entities, deterministic for (split, seed, i)."""
+    def scene(self, i: int, allow_shared: bool = True) -> Scene:
+        """Scene number i: 2 or 3 annotated entities, deterministic for (split, seed, i).
+
+        Args:
+            i: scene index.
+            allow_shared: when False, the scene never holds two entities of one category (every
+                keyword is unique); such a variant of scene i is named with a "d" suffix.
+        """
         rng = self._rng(i)
         relation = str(rng.choice(RELATIONS))
         k = 2 if relation == "front/behind" else int(rng.integers(2, 4))
-        shared = rng.random() < self.shared_prob
+        shared = bool(rng.random() < self.shared_prob)
         name = f"mw_{self.split}_{self.seed}_{i:07d}"
+        if shared and not allow_shared:
+            shared, name = False, name + "d"
         fgs = [
             self.entity(cat, colour, rng, name=f"{name}:{j}")
             for j, (cat, colour) in enumerate(self._pick(rng, k, shared))
@@ -163,6 +171,9 @@ class MiniWorld:
     def sample(self, i: int, setting: str = "expression", expression: int | None = None) -> dict:
         """One training sample of scene i: a random entity and one of its texts.
 
+        In the keyword setting the scene is drawn with distinct categories
+        (scene(i, allow_shared=False)), so the keyword names one entity.
+
         Args:
             i: scene index.
             setting: "keyword", "expression", or "mixed" (keyword or expression, half each).
@@ -171,10 +182,11 @@ class MiniWorld:
         Returns:
             The sample dict (see clipmat.data.samples.make_sample).
         """
-        scene = self.scene(i)
         rng = self._rng(i, stream=1)
         if setting == "mixed":
             setting = "keyword" if rng.random() < 0.5 else "expression"
+        check_setting(setting)
+        scene = self.scene(i, allow_shared=setting != "keyword")
         return make_sample(scene, rng, setting, expression)
 
     def caption_pair(self, i: int, mode: str = "entity") -> tuple[np.ndarray, str]:
