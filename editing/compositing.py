@@ -67,8 +67,9 @@ def parse_color(color: Any) -> Color:
 
 def solid(height: int, width: int, color: Color) -> np.ndarray:
     """A (H, W, 3) uint8 frame filled with one RGB colour."""
+    row = np.tile(np.asarray(color, dtype=np.uint8), (width, 1))  # (W, 3)
     frame = np.empty((height, width, 3), dtype=np.uint8)
-    frame[:] = color
+    frame[:] = row  # row-wise copies: much faster than broadcasting a 3-vector
     return frame
 
 
@@ -103,6 +104,9 @@ def premultiply(layer: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def reduced_gaussian(image: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
     """Gaussian blur on an area-reduced copy: wide blurs cost little at any resolution.
 
+    The reduction is by a whole factor (OpenCV's fast path); the last rows and columns
+    that do not fill a whole cell are left out, and `upsample` restores the full size.
+
     Args:
         image: (H, W) or (H, W, C) uint8 or float32.
         sigma: Blur standard deviation in full-resolution pixels (> 0).
@@ -111,19 +115,48 @@ def reduced_gaussian(image: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
         The blurred float32 reduced image and the reduction factor (1 = full size).
     """
     h, w = image.shape[:2]
-    factor = max(1, int(sigma // _MIN_SMALL_SIGMA))
-    small = image.astype(np.float32)
+    factor = max(1, min(int(sigma // _MIN_SMALL_SIGMA), h, w))
+    small = image
     if factor > 1:
-        size = (max(1, round(w / factor)), max(1, round(h / factor)))
-        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+        # Reduce in the input's own dtype (cheaper on uint8), then blur in float32.
+        hs, ws = h // factor, w // factor
+        crop = image[: hs * factor, : ws * factor]
+        small = cv2.resize(crop, (ws, hs), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32)
     return cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_REFLECT), factor
 
 
-def upsample(small: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize to (height, width); the input itself when already that size."""
+def upsample(small: np.ndarray, height: int, width: int, factor: int = 0) -> np.ndarray:
+    """Bilinear resize back to (height, width).
+
+    Args:
+        small: (h, w) or (h, w, C) array from `reduced_gaussian` (or any small image).
+        height: Full height.
+        width: Full width.
+        factor: The reduction factor `reduced_gaussian` returned; 0 stretches `small` over the
+            whole frame instead.
+
+    Returns:
+        (height, width[, C]) array of small's dtype; `small` itself when already that size.
+    """
     if small.shape[:2] == (height, width):
         return small
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    if factor <= 1:
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    hs, ws = small.shape[0] * factor, small.shape[1] * factor
+    big = cv2.resize(small, (ws, hs), interpolation=cv2.INTER_LINEAR)
+    if (hs, ws) != (height, width):
+        big = cv2.copyMakeBorder(big, 0, height - hs, 0, width - ws, cv2.BORDER_REPLICATE)
+    return big
+
+
+def upsample_u8(small: np.ndarray, height: int, width: int, factor: int = 0) -> np.ndarray:
+    """Round a smooth float image in [0, 255] to uint8, then `upsample` it.
+
+    Resizing 8-bit data is several times faster than float32 at full resolution, and a
+    smooth (blurred) image loses nothing visible by the early rounding.
+    """
+    return upsample(cv2.convertScaleAbs(small), height, width, factor)
 
 
 def normalized_blur(layer: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -141,7 +174,7 @@ def normalized_blur(layer: np.ndarray, weight: np.ndarray, sigma: float) -> np.n
         (H, W, 3) uint8 blurred layer at full resolution.
     """
     h, w = weight.shape
-    num, _ = reduced_gaussian(premultiply(layer, weight), sigma)
+    num, factor = reduced_gaussian(premultiply(layer, weight), sigma)
     den, _ = reduced_gaussian(weight, sigma)
     num /= np.maximum(den, 1e-3)[..., None]
     # Where no background is near at all, fall back to a plain blur of the layer.
@@ -149,7 +182,7 @@ def normalized_blur(layer: np.ndarray, weight: np.ndarray, sigma: float) -> np.n
     if empty.any():
         plain, _ = reduced_gaussian(layer, sigma)
         num[empty] = plain[empty]
-    return cv2.convertScaleAbs(upsample(num, h, w))
+    return upsample_u8(num, h, w, factor)
 
 
 def color_matrix(

@@ -26,7 +26,7 @@ from editing.compositing import (
     parse_color,
     reduced_gaussian,
     solid,
-    upsample,
+    upsample_u8,
 )
 from editing.effects import default_width, glow_weight, outline_weight
 from editing.effects import light_wrap as apply_light_wrap
@@ -164,8 +164,8 @@ def _replace_background(
                 f"CSS name) or 'blur'; got {type(background).__name__}"
             )
         if blur:
-            smooth, _ = reduced_gaussian(canvas, blur * max(h, w))
-            canvas = cv2.convertScaleAbs(upsample(smooth, h, w))
+            smooth, factor = reduced_gaussian(canvas, blur * max(h, w))
+            canvas = upsample_u8(smooth, h, w, factor)
     out = blend(fg.color, canvas, alpha)
     if wrap > 0:
         radius = light_wrap_radius or default_width(h, w, WRAP_SHARE)
