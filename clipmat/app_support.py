@@ -7,6 +7,7 @@ Nothing here imports gradio, so the demo script, the benchmarks and the tests us
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import threading
@@ -411,3 +412,29 @@ class MatteService:
         with self._lock:
             self._cache.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def load_examples(folder: str | Path) -> list[dict[str, Any]]:
+    """Read ``<folder>/phrases.json``: one entry per (image, phrase), paths made absolute.
+
+    Returns:
+        [{"image": path, "text": phrase, "mask": path or None, "source": str}, ...]; empty when
+        the folder has no phrases.json.
+    """
+    folder = Path(folder)
+    index = folder / "phrases.json"
+    if not index.is_file():
+        return []
+    rows = []
+    for entry in json.loads(index.read_text())["examples"]:
+        for phrase in entry["phrases"]:
+            mask = phrase.get("mask")
+            rows.append(
+                {
+                    "image": str(folder / entry["image"]),
+                    "text": phrase["text"],
+                    "mask": str(folder / mask) if mask else None,
+                    "source": entry.get("source", ""),
+                }
+            )
+    return rows
