@@ -198,22 +198,31 @@ class CLIPMatPredictor:
     def _semantic_logits(
         self, feats: ImageFeatures, phrases: list[str], settings: list[str]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Semantic logits (B, 3, h, w), averaged over the keyword templates, and the detail map."""
+        """Semantic logits (B, 3, h, w) and the detail map (B, 1, h, w) for B phrases.
+
+        A keyword is read through every pre-embedding template at once: the token features of
+        all its templates form one key/value set for the pop-up's cross-attention, a prompt
+        ensemble that costs a single pop-up and decoder pass.
+        """
         templates = self.model.prompt.templates
-        rows, owners, template_ids = [], [], []
+        rows, settings_rows, template_ids, owners = [], [], [], []
         for i, (phrase, setting) in enumerate(zip(phrases, settings)):
             n = len(templates) if setting == "keyword" else 1
-            for t in range(n):
-                rows.append((phrase, setting))
-                owners.append(i)
-                template_ids.append(t)
-        tokens = self.model.tokenize([r[0] for r in rows], [r[1] for r in rows], template_ids)
+            rows += [phrase] * n
+            settings_rows += [setting] * n
+            template_ids += list(range(n))
+            owners += [i] * n
+        tokens = self.model.tokenize(rows, settings_rows, template_ids)
         with self._autocast():
-            out = self.model.decode(feats, tokens)
-        logits = out.semantic_logits.float()
-        owner = torch.tensor(owners, device=logits.device)
-        summed = torch.zeros(len(phrases), *logits.shape[1:], device=logits.device)
-        summed.index_add_(0, owner, logits)
-        counts = torch.bincount(owner, minlength=len(phrases)).clamp(min=1).view(-1, 1, 1, 1)
-        detail = feats.detail.float().expand(len(phrases), -1, -1, -1)
-        return summed / counts, detail
+            text, padding = self.model.encode_text(tokens)  # (R, L, Dt), (R, L)
+            width = max(owners.count(i) for i in range(len(phrases))) * text.shape[1]
+            merged = text.new_zeros(len(phrases), width, text.shape[2])
+            merged_pad = padding.new_ones(len(phrases), width)
+            fill = [0] * len(phrases)
+            for row, owner in enumerate(owners):
+                start, stop = fill[owner], fill[owner] + text.shape[1]
+                merged[owner, start:stop] = text[row]
+                merged_pad[owner, start:stop] = padding[row]
+                fill[owner] = stop
+            out = self.model.decode_text(feats, merged, merged_pad)
+        return out.semantic_logits.float(), out.detail.float()

@@ -126,19 +126,29 @@ class CLIPMat(nn.Module):
         detail = self.details_decoder(feats, images.shape[-2:])
         return ImageFeatures(tokens=levels[-1], detail=detail, grid=grid)
 
+    def encode_text(self, tokens: TextTokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phrases -> ((B, L, Dt) token features, (B, L) bool padding mask)."""
+        return self.prompt(self.backbone, tokens), tokens.padding_mask
+
     def decode(self, features: ImageFeatures, tokens: TextTokens) -> CLIPMatOutput:
         """Text-dependent part: prompt, TSP, semantic decoder and fusion.
 
         A single image's features are shared by all phrases of ``tokens``.
         """
-        text = self.prompt(self.backbone, tokens)  # (B, L, Dt)
+        return self.decode_text(features, *self.encode_text(tokens))
+
+    def decode_text(
+        self, features: ImageFeatures, text: torch.Tensor, padding: torch.Tensor
+    ) -> CLIPMatOutput:
+        """TSP, semantic decoder and fusion from text features (B, L, Dt) and padding (B, L)."""
+        n = text.shape[0]
         visual, detail = features.tokens, features.detail
-        if visual.shape[0] == 1 and len(tokens) > 1:
-            visual = visual.expand(len(tokens), -1, -1)
-            detail = detail.expand(len(tokens), -1, -1, -1)
-        if visual.shape[0] != len(tokens):
-            raise ValueError(f"{visual.shape[0]} images but {len(tokens)} phrases")
-        semantic = self.popup(visual, text, tokens.padding_mask, features.grid)
+        if visual.shape[0] == 1 and n > 1:
+            visual = visual.expand(n, -1, -1)
+            detail = detail.expand(n, -1, -1, -1)
+        if visual.shape[0] != n:
+            raise ValueError(f"{visual.shape[0]} images but {n} phrases")
+        semantic = self.popup(visual, text, padding, features.grid)
         logits = self.semantic_decoder(semantic, features.size)
         alpha = fuse_alpha(logits, detail, self.cfg.fusion)
         return CLIPMatOutput(alpha=alpha, semantic_logits=logits, detail=detail)
