@@ -280,7 +280,9 @@ def write_scenes(scenes: Iterable[Scene], out: str | Path, split: str) -> Path:
     for scene in scenes:
         if not scene.image_name:
             raise ValueError("a scene without image_name cannot be written")
-        Image.fromarray(scene.image).save(img_dir / f"{scene.image_name}.jpg", quality=JPEG_QUALITY)
+        Image.fromarray(scene.image).save(
+            img_dir / f"{scene.image_name}.jpg", quality=JPEG_QUALITY, subsampling=0
+        )
         for k, e in enumerate(scene.entities):
             stem = f"{scene.image_name}_{k}"
             mask = np.rint(np.clip(e.alpha, 0, 1) * 255).astype(np.uint8)
