@@ -252,7 +252,8 @@ def _resolve(
     image: Any, alpha: Any, cache: ForegroundCache | None
 ) -> tuple[np.ndarray, np.ndarray, Foreground]:
     rgb, matte = prepare(image, alpha)
-    return rgb, matte, (cache or default_cache()).get(rgb, matte)
+    store = cache if cache is not None else default_cache()  # an empty cache is falsy
+    return rgb, matte, store.get(rgb, matte)
 
 
 def highlight(
