@@ -72,7 +72,8 @@ def as_rgb(image: Any, *, name: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{name} must be {_IMAGE_FORMATS}; got {type(image).__name__}")
     if image.ndim == 3 and image.shape[2] in (1, 3, 4):
-        image = image[..., 0] if image.shape[2] == 1 else image[..., :3]
+        if image.shape[2] != 3:
+            image = image[..., 0] if image.shape[2] == 1 else image[..., :3]
     elif image.ndim != 2:
         raise ValueError(f"{name} has shape {image.shape}; expected {_IMAGE_FORMATS}")
     if image.shape[0] == 0 or image.shape[1] == 0:
