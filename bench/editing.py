@@ -11,6 +11,7 @@ compositing the raw photo. Run: python bench/editing.py [--width 4000 --height 3
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     scene = build_scene(args.height, args.width, args.seed)
     image, alpha, new_bg = scene["image"], scene["alpha"], scene["new_background"]
     # Warm up the solver once (its compiled code loads on first use in a process).
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"{name:40s} {first:7.3f}s {repeat:7.3f}s  {verdict}")
 
+    load = os.getloadavg()[0]
+    print(f"load average after: {load:.2f} (above the core count, every time above inflates)")
     start = time.perf_counter()
     png16 = editing.encode_matte(alpha, bits=16)
     t16 = time.perf_counter() - start

@@ -84,8 +84,28 @@ def _solve_tile(
     margin: int,
 ) -> None:
     """Estimate F and B on one tile plus margin and write the tile's part into color/background."""
+    import numba
     from pymatting import estimate_foreground_ml
 
+    # The solver's resizing steps are numba-parallel; tiles already run one per thread, and
+    # nested parallel regions stall badly on a busy machine. The setting is thread-local.
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _solve_tile_with(estimate_foreground_ml, image, alpha, color, background, box, margin)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _solve_tile_with(
+    solver: Any,
+    image: np.ndarray,
+    alpha: np.ndarray,
+    color: np.ndarray,
+    background: np.ndarray,
+    box: tuple[int, int, int, int],
+    margin: int,
+) -> None:
     h, w = alpha.shape
     y0, y1, x0, x1 = box
     ey0, ey1, ex0, ex1 = (
@@ -95,7 +115,7 @@ def _solve_tile(
         min(x1 + margin, w),
     )
     crop = image[ey0:ey1, ex0:ex1].astype(np.float32) * np.float32(1.0 / 255.0)
-    fg, bg = estimate_foreground_ml(crop, alpha[ey0:ey1, ex0:ex1], return_background=True)
+    fg, bg = solver(crop, alpha[ey0:ey1, ex0:ex1], return_background=True)
     inner = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
     fg, bg, obs = fg[inner], bg[inner], crop[inner]
     a = alpha[y0:y1, x0:x1, None]  # (h, w, 1)
