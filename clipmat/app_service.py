@@ -1,0 +1,219 @@
+"""Mattes computed once per (photo, phrase, predictor) and edited many times, for the web app.
+
+Nothing here imports gradio, so the demo script, the benchmarks and the tests use it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import editing
+from clipmat.app_support import MAX_PIXELS, MAX_SIDE, PredictorPool, clean_phrase, read_photo
+from clipmat.predictor import MattingResult
+
+OVERLAY_COLOR = (255, 48, 112)  # tint of the matted object in the overlay view
+OVERLAY_OPACITY = 0.55
+MODES = ("highlight", "background", "color", "cutout")
+EFFECTS = editing.EFFECTS
+
+
+def overlay(photo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The photo with the matted object tinted, to check at a glance what was picked.
+
+    Args:
+        photo: (H, W, 3) uint8 RGB.
+        alpha: (H, W) float32 in [0, 1].
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    weight = (alpha * np.float32(OVERLAY_OPACITY))[..., None]
+    tint = np.asarray(OVERLAY_COLOR, np.float32)
+    out = photo.astype(np.float32) * (1.0 - weight) + tint * weight
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """One edit of a matte, as the app's controls set it.
+
+    Attributes:
+        mode: "highlight", "background", "color" or "cutout".
+        effects: highlight effects (editing.EFFECTS); none means "dim".
+        strength: highlight strength in [0, 1].
+        color: colour for "color" and the "tint" effect (hex, rgb() or a CSS name).
+        background: a photo for "background" (path or array); None blurs the photo's own.
+    """
+
+    mode: str = "highlight"
+    effects: tuple[str, ...] = ("dim",)
+    strength: float = 0.6
+    color: str = "#2563eb"
+    background: Any = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown edit mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        unknown = [e for e in self.effects if e not in EFFECTS]
+        if unknown:
+            raise ValueError(f"unknown effect(s) {unknown}; choose from {', '.join(EFFECTS)}")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {self.strength!r}")
+        editing.parse_color(self.color)
+
+
+def apply_edit(
+    matte: editing.MatteEdit, settings: EditSettings, *, max_side: int = MAX_SIDE
+) -> np.ndarray:
+    """Apply one edit to a matte whose foreground estimate is kept between edits.
+
+    A background photo is read under the same size policy as the photo (``max_side``).
+
+    Returns:
+        (H, W, 3) uint8 RGB, or (H, W, 4) uint8 RGBA for "cutout".
+    """
+    if settings.mode == "highlight":
+        effect = "+".join(settings.effects) or "dim"
+        return matte.highlight(
+            effect=effect, strength=float(settings.strength), tint_color=settings.color
+        )
+    if settings.mode == "background":
+        if settings.background is None:
+            return matte.replace_background("blur")
+        backdrop = read_photo(settings.background, max_side=max_side).rgb
+        return matte.replace_background(backdrop)
+    if settings.mode == "color":
+        return matte.fill_color(settings.color)
+    return matte.cutout()
+
+
+@dataclass
+class Matte:
+    """A matte made by the app, with what its edits and downloads need.
+
+    Attributes:
+        key: (photo digest, phrase, predictor) joined; also the name of its folder.
+        photo: the photo as matted, (H, W, 3) uint8.
+        result: the predictor's output.
+        edit: the photo and matte with their foreground estimate, for fast edits.
+        notes: messages for the user (size policy, phrase, grounding).
+        folder: where its files are written.
+    """
+
+    key: str
+    photo: np.ndarray
+    result: MattingResult
+    edit: editing.MatteEdit
+    notes: list[str]
+    folder: Path
+
+    def file(self, stem: str, array: np.ndarray) -> Path:
+        """Write ``array`` as ``<folder>/<stem>.png`` (fast zlib level) and return the path."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{stem}.png"
+        editing.save_png(array, path)
+        return path
+
+
+class MatteService:
+    """Mattes by (photo, phrase, predictor), computed once, kept in a small LRU with their files.
+
+    Args:
+        pool: where predictors come from.
+        cache_size: how many mattes (with their photos and foreground estimates) to keep.
+        workdir: folder for the PNG files handed to the UI; a fresh temporary one by default.
+        max_side: photos are scaled down to this longer side (see read_photo).
+        max_pixels: photos with more pixels are refused before decoding.
+    """
+
+    def __init__(
+        self,
+        pool: PredictorPool,
+        *,
+        cache_size: int = 8,
+        workdir: str | Path | None = None,
+        max_side: int = MAX_SIDE,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
+        self.pool = pool
+        self.max_side = max_side
+        self.max_pixels = max_pixels
+        self.cache_size = cache_size
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="clipmat-app-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._cache: OrderedDict[str, Matte] = OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = {"mattes": 0, "hits": 0}
+
+    def matte(
+        self, image: Any, phrase: Any, predictor: str, *, progress: Callable | None = None
+    ) -> Matte:
+        """The matte of ``phrase`` on ``image`` by ``predictor``, from the cache when it is there.
+
+        Raises:
+            ValueError / TypeError: for a bad photo, phrase or predictor, with what is accepted.
+        """
+        step = progress or (lambda *a, **k: None)
+        text, phrase_notes = clean_phrase(phrase)
+        step(0.05, desc="Reading the photo")
+        photo = read_photo(image, max_side=self.max_side, max_pixels=self.max_pixels)
+        key = hashlib.blake2b(
+            f"{photo.key}|{predictor}|{text}".encode(), digest_size=12
+        ).hexdigest()
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self.stats["hits"] += 1
+                return self._cache[key]
+        step(0.2, desc=f"Matting '{text}' with {predictor}")
+        result = self.pool.predict(predictor, photo.rgb, text)
+        notes = photo.notes + phrase_notes
+        if result.unsure:
+            notes.append(
+                f"unsure: the model is not confident it found '{text}' "
+                f"(confidence {result.confidence:.2f}); try a more specific phrase"
+            )
+        folder = self.workdir / key
+        folder.mkdir(exist_ok=True)
+        matte = Matte(
+            key, photo.rgb, result, editing.MatteEdit(photo.rgb, result.alpha), notes, folder
+        )
+        step(0.7, desc="Estimating the object's colours")
+        matte.file("cutout", matte.edit.cutout())
+        editing.save_matte(result.alpha, folder / "matte16.png", bits=16)
+        matte.file("matte", editing.matte_to_bits(result.alpha, 8))
+        matte.file("overlay", overlay(photo.rgb, result.alpha))
+        with self._lock:
+            self.stats["mattes"] += 1
+            self._cache[key] = matte
+            while len(self._cache) > self.cache_size:
+                _, old = self._cache.popitem(last=False)
+                shutil.rmtree(old.folder, ignore_errors=True)
+        return matte
+
+    def edit_file(self, matte: Matte, settings: EditSettings) -> Path:
+        """Apply ``settings`` to ``matte`` and write the result as a PNG; returns its path."""
+        backdrop = settings.background
+        if isinstance(backdrop, np.ndarray):
+            backdrop = hashlib.blake2b(np.ascontiguousarray(backdrop).data).hexdigest()
+        described = (settings.mode, settings.effects, settings.strength, settings.color, backdrop)
+        tag = hashlib.blake2b(repr(described).encode(), digest_size=8).hexdigest()
+        return matte.file(
+            f"edit-{settings.mode}-{tag}", apply_edit(matte.edit, settings, max_side=self.max_side)
+        )
+
+    def close(self) -> None:
+        """Delete the files written so far."""
+        with self._lock:
+            self._cache.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
