@@ -20,6 +20,7 @@ import torch
 from clipmat.imageio import load_image
 from clipmat.model.clipmat import CLIPMat, ImageFeatures
 from clipmat.model.decoders import BACKGROUND, fuse_alpha
+from clipmat.refine import refine_alpha
 from clipmat.transforms import labels_to_input_size, model_input_size, to_input_size, to_model_input
 
 _ARTICLES = {"the", "a", "an"}
@@ -141,7 +142,7 @@ class CLIPMatPredictor:
 
     @torch.inference_mode()
     def predict(
-        self, image: Any, text: str | list[str], *, setting: str = "auto"
+        self, image: Any, text: str | list[str], *, setting: str = "auto", refine: bool = False
     ) -> MattingResult | list[MattingResult]:
         """Matte the entity that ``text`` refers to.
 
@@ -150,6 +151,8 @@ class CLIPMatPredictor:
                 EXIF-rotated inputs are converted (see :func:`clipmat.imageio.load_image`).
             text: one phrase, or a list of phrases (batched; the image is encoded once).
             setting: "keyword", "expression" or "auto" (see :func:`infer_setting`).
+            refine: re-matte the transition region in closed form at the photo's resolution
+                (see :func:`clipmat.refine.refine_alpha`); slower, sharper hair and fur.
 
         Returns:
             A :class:`MattingResult` per phrase (a list when ``text`` is a list).
@@ -174,25 +177,30 @@ class CLIPMatPredictor:
         prob = logits.float().softmax(dim=1)  # (B, 3, h, w)
         alpha = fuse_alpha(logits.float(), detail.float(), self.model.cfg.fusion)[:, 0]
         labels = prob.argmax(dim=1)  # (B, h, w)
-        seconds = time.perf_counter() - start
         size = photo.shape[:2]
         results = []
         for i, phrase in enumerate(phrases):
             region = labels[i] != BACKGROUND
             conf = float((1 - prob[i, BACKGROUND])[region].mean()) if region.any() else 0.0
             trimap_small = np.array([0, 128, 255], np.uint8)[labels[i].cpu().numpy()]
+            full_alpha = to_input_size(alpha[i], size)
+            trimap = labels_to_input_size(trimap_small, size)
+            if refine:
+                full_alpha, trimap = refine_alpha(photo, full_alpha)
             results.append(
                 MattingResult(
-                    alpha=to_input_size(alpha[i], size),
+                    alpha=full_alpha,
                     text=phrase,
                     setting=settings[i],
                     confidence=conf,
-                    trimap=labels_to_input_size(trimap_small, size),
+                    trimap=trimap,
                     predictor=self.name,
                     image_cached=cached,
-                    seconds=seconds,
                 )
             )
+        seconds = time.perf_counter() - start
+        for r in results:
+            r.seconds = seconds
         return results[0] if isinstance(text, str) else results
 
     def _semantic_logits(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipmat import hub
 from clipmat.factory import load_model
 from clipmat.predictor import CLIPMatPredictor
+
+if TYPE_CHECKING:
+    from clipmat.zeroshot import ZeroShotPredictor
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class PredictorStatus:
 
 
 def _implemented(spec: PredictorSpec) -> bool:
-    return spec.kind == "clipmat"
+    return spec.kind in ("clipmat", "zeroshot")
 
 
 def _status(spec: PredictorSpec) -> PredictorStatus:
@@ -81,7 +84,7 @@ def list_predictors() -> list[PredictorStatus]:
 
 def load_predictor(
     name: str = "auto", *, device: Any = "auto", allow_download: bool | None = None
-) -> CLIPMatPredictor:
+) -> CLIPMatPredictor | ZeroShotPredictor:
     """Load a predictor by name.
 
     Args:
@@ -105,6 +108,12 @@ def load_predictor(
     spec = PREDICTORS[name]
     if not _implemented(spec):
         raise NotImplementedError(f"predictor {name!r}: {_status(spec).reason}")
+    if spec.kind == "zeroshot":
+        from clipmat.zeroshot import load_zeroshot_predictor
+
+        return load_zeroshot_predictor(
+            spec.weights, name=name, device=device, allow_download=allow_download
+        )
     weights = hub.get_weight_spec(spec.weights)
     model = load_model(spec.weights, allow_download=allow_download)
     return CLIPMatPredictor(model, name=name, licence=weights.licence, device=device)

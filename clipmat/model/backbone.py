@@ -17,6 +17,8 @@ from clipmat.config import CLIPTowersConfig
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+DENSE_METHODS = ("clearclip", "sclip", "maskclip")  # see CLIPBackbone.encode_dense
+
 _TOKENIZER: open_clip.tokenizer.SimpleTokenizer | None = None
 
 
@@ -140,6 +142,56 @@ class CLIPBackbone(nn.Module):
         indices = [i - 1 for i in self.feature_layers]
         _, levels = visual.transformer.forward_intermediates(x, indices=indices, stop_early=True)
         return levels
+
+    def encode_dense(self, images: torch.Tensor, *, method: str = "clearclip") -> torch.Tensor:
+        """Per-patch image embeddings in the joint text-image space, without training.
+
+        The last image block is replaced by a training-free variant, then ``ln_post`` and the
+        projection map every patch token into the space of the text embeddings:
+        "clearclip" (ClearCLIP: query-query attention, no residual, no feed-forward),
+        "sclip" (SCLIP's correlative attention, softmax(qq) + softmax(kk), same removals),
+        "maskclip" (MaskCLIP: the value path alone, no attention mixing).
+
+        Args:
+            images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
+            method: "clearclip", "sclip" or "maskclip".
+
+        Returns:
+            (B, H / P, W / P, E) float patch embeddings, not normalised (E = ``embed_dim``).
+        """
+        if method not in DENSE_METHODS:
+            raise ValueError(f"method must be one of {DENSE_METHODS}, got {method!r}")
+        visual = self.clip.visual
+        blocks = visual.transformer.resblocks
+        p = self.patch_size
+        b, _, height, width = images.shape
+        if height % p or width % p:
+            raise ValueError(f"image size {height}x{width} is not a multiple of the patch size {p}")
+        grid = (height // p, width // p)
+        x = visual.conv1(images.to(visual.conv1.weight.dtype)).flatten(2).transpose(1, 2)
+        cls = visual.class_embedding.to(x.dtype).expand(b, 1, -1)
+        x = torch.cat([cls, x], dim=1)  # (B, 1 + h*w, Dv)
+        x = visual.ln_pre(x + _resize_grid_embedding(visual.positional_embedding, grid).to(x.dtype))
+        if len(blocks) > 1:
+            _, (x,) = visual.transformer.forward_intermediates(
+                x, indices=[len(blocks) - 2], stop_early=True
+            )
+        last = blocks[-1]
+        attn = last.attn
+        heads = attn.num_heads
+        q, k, v = F.linear(last.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, h, N, d)
+        if method == "clearclip":
+            out = F.scaled_dot_product_attention(q, q, v)
+        elif method == "sclip":
+            out = F.scaled_dot_product_attention(q, q, v) + F.scaled_dot_product_attention(k, k, v)
+        else:
+            out = v
+        out = attn.out_proj(out.transpose(1, 2).flatten(2))  # (B, N, Dv)
+        out = visual.ln_post(out[:, 1:])
+        if visual.proj is not None:
+            out = out @ visual.proj
+        return out.reshape(b, grid[0], grid[1], -1)
 
     def encode_text_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Run the text transformer on token embeddings.

@@ -1,0 +1,172 @@
+"""Dense text-patch similarity and the regions it proposes (pure torch / numpy, no model).
+
+The patch embeddings come from a training-free dense CLIP (see
+:meth:`clipmat.model.backbone.CLIPBackbone.encode_dense`); here they meet the text embeddings:
+a softmax over the phrase, the other phrases of a union, distractor and background prompts
+turns cosine similarities into a per-patch probability, whose connected regions are the
+candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+POSITION_KEEP = 0.5  # a position word chooses among candidates with this share of the best one
+
+
+@dataclass
+class Region:
+    """One connected region of patches that matches a phrase.
+
+    Attributes:
+        mask: (h, w) bool on the patch grid.
+        score: mean cosine similarity of its patches to the phrase, in [-1, 1].
+        probability: mean probability of the phrase over its patches, in [0, 1].
+        share: softmax of ``score`` against the other regions of the phrase, in [0, 1].
+        centre: (x, y) centre of mass on the patch grid.
+        bbox: (x0, y0, x1, y1) on the patch grid, end exclusive.
+    """
+
+    mask: np.ndarray
+    score: float
+    probability: float
+    share: float
+    centre: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+
+    @property
+    def area(self) -> int:
+        """Number of patches."""
+        return int(self.mask.sum())
+
+
+def class_probabilities(
+    patches: torch.Tensor, classes: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
+    """Softmax over classes of the scaled cosine similarity, per patch.
+
+    Args:
+        patches: (h, w, E) patch embeddings (normalised here).
+        classes: (K, E) class (prompt) embeddings (normalised here).
+        logit_scale: the inverse temperature (CLIP's learned ``logit_scale.exp()``).
+
+    Returns:
+        (K, h, w) float32 probabilities, summing to 1 over K.
+    """
+    if patches.ndim != 3 or classes.ndim != 2 or patches.shape[-1] != classes.shape[-1]:
+        raise ValueError(
+            f"expected patches (h, w, E) and classes (K, E), got {tuple(patches.shape)} and "
+            f"{tuple(classes.shape)}"
+        )
+    cos = cosine_map(patches, classes)
+    return (logit_scale * cos).softmax(dim=0)
+
+
+def cosine_map(patches: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(h, w, E) patches and (K, E) classes -> (K, h, w) float32 cosine similarities."""
+    p = F.normalize(patches.float(), dim=-1)
+    c = F.normalize(classes.float(), dim=-1)
+    return torch.einsum("hwe,ke->khw", p, c)
+
+
+def find_regions(
+    prob: np.ndarray,
+    cosine: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_patches: int = 1,
+    logit_scale: float = 100.0,
+) -> list[Region]:
+    """The 8-connected regions where a phrase wins, best first.
+
+    Args:
+        prob: (h, w) float probability of the phrase per patch, in [0, 1].
+        cosine: (h, w) float cosine similarity of each patch to the phrase.
+        threshold: a patch belongs to the phrase above this probability.
+        min_patches: smaller regions are dropped (unless none would be left).
+        logit_scale: inverse temperature of the softmax that turns scores into shares.
+
+    Returns:
+        Regions sorted by decreasing score; empty when no patch passes the threshold.
+    """
+    prob, cosine = np.asarray(prob, np.float32), np.asarray(cosine, np.float32)
+    if prob.ndim != 2 or prob.shape != cosine.shape:
+        raise ValueError(
+            f"prob and cosine must be equal (h, w) maps, got {prob.shape}, {cosine.shape}"
+        )
+    inside = (prob > threshold).astype(np.uint8)
+    count, labels = cv2.connectedComponents(inside, connectivity=8)
+    masks = [labels == k for k in range(1, count)]
+    big = [m for m in masks if m.sum() >= min_patches]
+    masks = big or masks
+    if not masks:
+        return []
+    scores = np.array([float(cosine[m].mean()) for m in masks])
+    shares = np.exp(logit_scale * (scores - scores.max()))
+    shares /= shares.sum()
+    regions = []
+    for m, s, share in zip(masks, scores, shares, strict=True):
+        ys, xs = np.nonzero(m)
+        regions.append(
+            Region(
+                mask=m,
+                score=float(s),
+                probability=float(prob[m].mean()),
+                share=float(share),
+                centre=(float(xs.mean()) + 0.5, float(ys.mean()) + 0.5),
+                bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+            )
+        )
+    regions.sort(key=lambda r: -r.score)
+    return regions
+
+
+def choose_region(regions: list[Region], position: tuple[int, int] | None = None) -> int:
+    """Index of the region a phrase refers to: the best score, or the one at the asked position.
+
+    Args:
+        regions: candidates, best first (as from :func:`find_regions`).
+        position: (axis, sign) from :func:`clipmat.zeroshot.prompts.position_preference`:
+            among regions with at least ``POSITION_KEEP`` of the best share, the one with the
+            smallest (sign -1) or largest (sign 1) centre coordinate on that axis.
+
+    Raises:
+        ValueError: when ``regions`` is empty.
+    """
+    if not regions:
+        raise ValueError("no region to choose from")
+    if position is None or len(regions) == 1:
+        return 0
+    axis, sign = position
+    best = max(r.share for r in regions)
+    keep = [i for i, r in enumerate(regions) if r.share >= POSITION_KEEP * best]
+    return max(keep, key=lambda i: sign * regions[i].centre[axis])
+
+
+def region_probability(
+    prob: np.ndarray, regions: list[Region], index: int, grow: int = 1
+) -> np.ndarray:
+    """The phrase's probability kept only on and around one region (the others zeroed).
+
+    Args:
+        prob: (h, w) float in [0, 1].
+        regions: all candidate regions of the phrase.
+        index: the chosen one.
+        grow: patches the region is dilated by, so its soft border survives.
+
+    Returns:
+        (h, w) float32 in [0, 1].
+    """
+    keep = regions[index].mask.astype(np.uint8)
+    if grow > 0:
+        keep = cv2.dilate(keep, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    keep = keep > 0
+    for i, other in enumerate(regions):
+        if i != index:
+            keep &= ~other.mask
+    return np.where(keep, prob, 0.0).astype(np.float32)

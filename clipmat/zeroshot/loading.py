@@ -1,0 +1,93 @@
+"""Building a zero-shot predictor from CLIP weights: OpenAI's (hub) or a local file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from clipmat import hub
+from clipmat.config import CLIPMatConfig, CLIPTowersConfig
+from clipmat.factory import get_model_config
+from clipmat.model.backbone import CLIPBackbone, load_clip_state_dict
+from clipmat.zeroshot.predictor import ZeroShotConfig, ZeroShotPredictor
+
+# Registry weights name -> the model config whose CLIP towers they fit.
+TOWERS_OF_WEIGHTS = {"clip-vitb16-openai": "clipmat-vitb16", "clip-vitl14-openai": "clipmat-vitl14"}
+_CLIPMAT_PREFIX = "backbone.clip."
+
+
+def create_backbone(towers: CLIPTowersConfig) -> CLIPBackbone:
+    """A randomly initialised :class:`CLIPBackbone` for ``towers`` (load weights separately)."""
+    return CLIPBackbone(towers, feature_layers=(int(towers.vision["layers"]),))
+
+
+def load_clip_backbone(
+    path: str | Path, towers: CLIPTowersConfig | None = None
+) -> tuple[CLIPBackbone, dict[str, str]]:
+    """A CLIPBackbone with the CLIP weights of a local file.
+
+    Accepts an open_clip CLIP state dict (as written by ``python -m clipmat.clip_pretrain``, whose
+    header holds the towers' config under "clip"), or a CLIPMat checkpoint (its CLIP towers are
+    used). Other files need ``towers``.
+
+    Returns:
+        (backbone in eval mode, the file's header metadata).
+
+    Raises:
+        ValueError: when the towers' config is unknown or the weights do not fit it.
+    """
+    state, meta = hub.load_state_dict(path)
+    if towers is None and "clip" in meta:
+        towers = CLIPTowersConfig(**json.loads(meta["clip"]))
+    if any(k.startswith(_CLIPMAT_PREFIX) for k in state):
+        state = {
+            k[len(_CLIPMAT_PREFIX) :]: v for k, v in state.items() if k.startswith(_CLIPMAT_PREFIX)
+        }
+        if towers is None and "config" in meta:
+            towers = CLIPMatConfig.from_dict(json.loads(meta["config"])).clip
+    if towers is None:
+        raise ValueError(
+            f"{path} does not say which CLIP architecture it holds (no 'clip' or 'config' in its "
+            "header); pass towers=CLIPTowersConfig(...) or get_model_config(NAME).clip"
+        )
+    backbone = create_backbone(towers)
+    load_clip_state_dict(backbone, state)
+    return backbone.eval(), meta
+
+
+def load_zeroshot_predictor(
+    weights: str = "clip-vitb16-openai",
+    *,
+    name: str = "zeroshot-vitb16",
+    config: ZeroShotConfig | None = None,
+    device: Any = "auto",
+    allow_download: bool | None = None,
+) -> ZeroShotPredictor:
+    """The zero-shot predictor on public CLIP weights from the registry (or a local file).
+
+    Args:
+        weights: a weights-registry name (see ``TOWERS_OF_WEIGHTS``) or a file path.
+        name: the predictor's name in results.
+        config: prompts, dense method, resolutions.
+        device: "auto" picks CUDA when available.
+        allow_download: fetch missing weights (None: unless HF_HUB_OFFLINE is set).
+
+    Raises:
+        clipmat.hub.WeightsNotFoundError: weights neither on disk nor downloadable; the message
+            says where it looked and how to get them.
+    """
+    if Path(weights).is_file():
+        backbone, _ = load_clip_backbone(weights)
+        return ZeroShotPredictor(backbone, config=config, name=name, device=device)
+    spec = hub.get_weight_spec(weights)
+    if spec.name not in TOWERS_OF_WEIGHTS:
+        raise ValueError(
+            f"no CLIP towers known for weights {weights!r}; known: {list(TOWERS_OF_WEIGHTS)}"
+        )
+    path = hub.resolve_weights(spec.name, allow_download=allow_download)
+    towers = get_model_config(TOWERS_OF_WEIGHTS[spec.name]).clip
+    backbone, _ = load_clip_backbone(path, towers)
+    return ZeroShotPredictor(
+        backbone, config=config, name=name, licence=spec.licence, device=device
+    )

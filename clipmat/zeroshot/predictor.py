@@ -1,0 +1,304 @@
+"""ZeroShotPredictor: referring matting from a CLIP with no training.
+
+The image tower is made dense with ClearCLIP's training-free change of its last block
+(query-query attention, no residual, no feed-forward; MaskCLIP and SCLIP variants selectable),
+so every patch has an embedding in the text space. A phrase (its template ensemble) competes per
+patch with the other phrases of a union, distractor and background prompts; the connected
+regions where it wins are the candidates, the best one (or the one at a named position) is
+turned into a trimap at a working resolution, matted in closed form, and upsampled to the
+photo's size with a guided filter. Patch embeddings are cached per image, so a second phrase on
+the same photo costs only the text tower and the matting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from clipmat import refine
+from clipmat.imageio import load_image
+from clipmat.model.backbone import DENSE_METHODS, CLIPBackbone
+from clipmat.predictor import MattingResult, infer_setting, select_device
+from clipmat.transforms import model_input_size, to_model_input
+from clipmat.zeroshot import dense, prompts
+
+TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
+
+
+@dataclass
+class ZeroShotConfig:
+    """How the zero-shot predictor reads a phrase and makes a matte."""
+
+    image_size: int | None = None  # short side fed to the image tower; None: the CLIP's own
+    method: str = "clearclip"  # dense-feature method: "clearclip", "sclip" or "maskclip"
+    templates: tuple[str, ...] = prompts.PROMPT_TEMPLATES  # ensembled around every phrase
+    background: tuple[str, ...] = prompts.BACKGROUND_PROMPTS  # stuff that competes per patch
+    distractors: tuple[str, ...] = ()  # extra things that compete per patch
+    logit_scale: float | None = None  # softmax inverse temperature; None: the CLIP's learned one
+    threshold: float = 0.5  # a patch belongs to the phrase above this probability
+    min_patches: int = 2  # smaller regions are not candidates (unless nothing else is)
+    matting_side: int = 768  # long side of the closed-form matting resolution
+    band: float = 0.75  # half width of the trimap's unknown band, in patches
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes
+
+    def __post_init__(self) -> None:
+        if self.method not in DENSE_METHODS:
+            raise ValueError(f"method must be one of {DENSE_METHODS}, got {self.method!r}")
+        if not self.templates or any("{}" not in t for t in self.templates):
+            raise ValueError("templates must be a non-empty tuple of strings holding '{}'")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if self.band <= 0 or self.matting_side < 32:
+            raise ValueError("band must be > 0 patches and matting_side >= 32 pixels")
+
+
+@dataclass
+class _ImageEntry:
+    photo: np.ndarray  # (H, W, 3) uint8
+    patches: torch.Tensor  # (h, w, E) normalised patch embeddings
+    work: tuple[int, int]  # matting resolution (h, w)
+
+
+def _fingerprint(image: np.ndarray) -> str:
+    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
+    return f"{image.shape}:{digest}"
+
+
+def _phrases(text: str | list[str]) -> list[str]:
+    if isinstance(text, str):
+        items = [text]
+    elif isinstance(text, (list, tuple)):
+        items = list(text)
+    else:
+        raise TypeError(f"phrase must be a string or a list of strings, got {type(text).__name__}")
+    if not items:
+        raise ValueError("no phrase given: pass a string or a non-empty list of strings")
+    for p in items:
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"each phrase must be a non-empty string, got {p!r}")
+    return [p.strip() for p in items]
+
+
+class ZeroShotPredictor:
+    """Zero-shot referring matting with any open_clip CLIP held by a :class:`CLIPBackbone`.
+
+    Same interface as :class:`clipmat.CLIPMatPredictor`: ``predict``, ``set_image``,
+    ``clear_cache``, ``name``, ``licence``, ``stats``.
+
+    Args:
+        backbone: the CLIP (OpenAI ViT-B/16, a tiny pretrained one, or random for tests).
+        config: prompts, dense method and matting resolution.
+        name: shown in results and in the app.
+        licence: licence of the CLIP weights.
+        device: "auto", "cpu", "cuda", ...
+        cache_size: how many images' patch embeddings to keep.
+    """
+
+    def __init__(
+        self,
+        backbone: CLIPBackbone,
+        *,
+        config: ZeroShotConfig | None = None,
+        name: str = "zeroshot",
+        licence: str = "",
+        device: Any = "auto",
+        cache_size: int = 4,
+    ) -> None:
+        self.config = config or ZeroShotConfig()
+        self.device = select_device(device)
+        self.backbone = backbone.to(self.device).eval()
+        self.name = name
+        self.licence = licence
+        self.cache_size = cache_size
+        self.image_size = int(self.config.image_size or backbone.cfg.vision["image_size"])
+        scale = self.config.logit_scale
+        self.logit_scale = float(scale if scale else backbone.clip.logit_scale.detach().exp())
+        self._cache: OrderedDict[str, _ImageEntry] = OrderedDict()
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.stats = {"image_encodes": 0, "cache_hits": 0, "text_encodes": 0}
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    @torch.inference_mode()
+    def set_image(self, image: Any) -> tuple[np.ndarray, _ImageEntry, bool]:
+        """Load ``image`` and compute (or fetch from the cache) its patch embeddings.
+
+        Returns:
+            (the RGB uint8 photo, its cache entry, whether it came from the cache).
+        """
+        photo = load_image(image)
+        key = _fingerprint(photo)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            self.stats["cache_hits"] += 1
+            return photo, self._cache[key], True
+        height, width = photo.shape[:2]
+        patch = self.backbone.patch_size
+        size = model_input_size(height, width, short_side=self.image_size, multiple=patch)
+        x = self.backbone.normalize(to_model_input(photo, size).to(self.device))
+        with self._autocast():
+            feats = self.backbone.encode_dense(x, method=self.config.method)[0]
+        patches = torch.nn.functional.normalize(feats.float(), dim=-1)  # (h, w, E)
+        entry = _ImageEntry(
+            photo, patches, refine.working_size(height, width, self.config.matting_side)
+        )
+        self.stats["image_encodes"] += 1
+        self._cache[key] = entry
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return photo, entry, False
+
+    @torch.inference_mode()
+    def embed_phrases(self, phrases: list[str]) -> torch.Tensor:
+        """Template-ensembled, normalised text embeddings (N, E), cached per phrase."""
+        missing = [p for p in dict.fromkeys(phrases) if p not in self._text_cache]
+        if missing:
+            templates = self.config.templates
+            texts = [t for p in missing for t in prompts.expand_templates(p, templates)]
+            ids = prompts.tokenize(texts, self.backbone.text_context_length).to(self.device)
+            with self._autocast():
+                emb = self.backbone.clip.encode_text(ids).float()
+            emb = torch.nn.functional.normalize(emb, dim=-1).view(len(missing), len(templates), -1)
+            emb = torch.nn.functional.normalize(emb.mean(dim=1), dim=-1)
+            self.stats["text_encodes"] += len(texts)
+            for p, e in zip(missing, emb, strict=True):
+                self._text_cache[p] = e
+        for p in phrases:
+            self._text_cache.move_to_end(p)
+        out = torch.stack([self._text_cache[p] for p in phrases])
+        while len(self._text_cache) > TEXT_CACHE_SIZE:
+            self._text_cache.popitem(last=False)
+        return out
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        image: Any,
+        text: str | list[str],
+        *,
+        setting: str = "auto",
+        select: int | None = None,
+    ) -> MattingResult | list[MattingResult]:
+        """Matte the entity (or, for "the man, the dog", the entities) that ``text`` refers to.
+
+        Args:
+            image: (H, W, 3) uint8 array, PIL image, path or bytes (see
+                :func:`clipmat.imageio.load_image`).
+            text: one phrase, or a list of phrases (the image is encoded once).
+            setting: "keyword", "expression" or "auto"; recorded in the result (the zero-shot
+                reading is the same for both).
+            select: index into the result's ``candidates`` to matte instead of the automatic
+                choice (single-entity phrases only).
+
+        Returns:
+            A :class:`MattingResult` per phrase (a list when ``text`` is a list), with
+            ``candidates``: one dict per region that matches (``phrase``, ``score`` in [0, 1],
+            ``similarity``, ``bbox`` (x0, y0, x1, y1) in photo pixels, ``area`` as a fraction
+            of the photo, ``chosen``).
+        """
+        start = time.perf_counter()
+        phrases = _phrases(text)
+        if setting not in ("auto", "keyword", "expression"):
+            raise ValueError(f"setting must be 'auto', 'keyword' or 'expression', got {setting!r}")
+        photo, entry, cached = self.set_image(image)
+        results = [self._predict_one(entry, p, setting, select, cached) for p in phrases]
+        seconds = time.perf_counter() - start
+        for r in results:
+            r.seconds = seconds
+        return results[0] if isinstance(text, str) else results
+
+    def _class_embeddings(self, parts: list[str]) -> torch.Tensor:
+        extra = list(self.config.distractors) + list(self.config.background)
+        return self.embed_phrases(parts + extra)
+
+    def _predict_one(
+        self, entry: _ImageEntry, phrase: str, setting: str, select: int | None, cached: bool
+    ) -> MattingResult:
+        parts = prompts.split_union(phrase)
+        if select is not None and len(parts) > 1:
+            raise ValueError("select picks one candidate; it cannot be used with a phrase union")
+        classes = self._class_embeddings(parts)
+        probs = dense.class_probabilities(entry.patches, classes, self.logit_scale)
+        cosine = dense.cosine_map(entry.patches, classes[: len(parts)])
+        height, width = entry.photo.shape[:2]
+        grid_h, grid_w = entry.patches.shape[:2]
+        work_h, work_w = entry.work
+        band = max(2, round(self.config.band * work_h / grid_h))
+        trimaps, candidates, confidences = [], [], []
+        for i, part in enumerate(parts):
+            prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
+            regions = dense.find_regions(
+                prob,
+                cos,
+                threshold=self.config.threshold,
+                min_patches=self.config.min_patches,
+                logit_scale=self.logit_scale,
+            )
+            if not regions:
+                confidences.append(0.0)
+                continue
+            chosen = dense.choose_region(regions, prompts.position_preference(part))
+            if select is not None:
+                if not 0 <= select < len(regions):
+                    raise ValueError(
+                        f"select={select} is out of range: {len(regions)} candidates for {part!r}"
+                    )
+                chosen = select
+            for k, r in enumerate(regions):
+                candidates.append(
+                    self._candidate(part, r, k == chosen, (grid_h, grid_w), (height, width))
+                )
+            confidences.append(regions[chosen].share * regions[chosen].probability)
+            kept = dense.region_probability(prob, regions, chosen)
+            trimaps.append(
+                refine.trimap_from_probability(
+                    kept, (work_h, work_w), band=band, threshold=self.config.threshold
+                )
+            )
+        if trimaps:
+            trimap_work = np.maximum.reduce(trimaps)  # fg > unknown > bg across the union
+            alpha = refine.matte_from_trimap(entry.photo, trimap_work)
+            trimap = cv2.resize(trimap_work, (width, height), interpolation=cv2.INTER_NEAREST)
+        else:
+            alpha = np.zeros((height, width), np.float32)
+            trimap = np.zeros((height, width), np.uint8)
+        return MattingResult(
+            alpha=alpha,
+            text=phrase,
+            setting=infer_setting(phrase) if setting == "auto" else setting,
+            confidence=float(min(confidences)),
+            trimap=trimap,
+            predictor=self.name,
+            image_cached=cached,
+            candidates=candidates,
+        )
+
+    @staticmethod
+    def _candidate(
+        part: str, region: dense.Region, chosen: bool, grid: tuple[int, int], size: tuple[int, int]
+    ) -> dict[str, Any]:
+        sy, sx = size[0] / grid[0], size[1] / grid[1]
+        x0, y0, x1, y1 = region.bbox
+        return {
+            "phrase": part,
+            "score": region.share * region.probability,
+            "similarity": region.score,
+            "bbox": (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)),
+            "area": region.area / float(grid[0] * grid[1]),
+            "chosen": chosen,
+        }
