@@ -217,7 +217,7 @@ def clipmat_loss(
     l_fusion = alpha_loss(fused, gt) + laplacian_loss(fused, gt)
     prob = logits.softmax(dim=1)
     region = prob[:, TRANSITION : TRANSITION + 1] + prob[:, FOREGROUND : FOREGROUND + 1]
-    l_dice = dice_loss(region, (gt > ALPHA_EPS).float())
+    l_dice = dice_loss(region, (trimap != BACKGROUND).unsqueeze(1).float())
     total = (
         weights.sem * sem
         + weights.detail * l_detail

@@ -1,0 +1,93 @@
+"""Evaluation: metrics over samples, the RefMatte folder reader, the CLI's table and JSON."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import clipmat
+from clipmat.evaluate import evaluate, folder_items, main, miniworld_items, shuffle_texts
+
+KEYS = {"n", "sad", "mse", "mad", "grad", "conn", "grounding_accuracy"}
+
+
+def _write_folder(root, rng):
+    """Two images in the RefMatte layout, one with two entities."""
+    (root / "test" / "img").mkdir(parents=True)
+    (root / "test" / "mask").mkdir(parents=True)
+    labels = {}
+    for name, n in (("a", 1), ("b", 2)):
+        img = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / "test" / "img" / f"{name}.jpg"), img)
+        for k in range(n):
+            mask = np.zeros((40, 60), np.uint8)
+            mask[5:20, 5 + 25 * k : 25 + 25 * k] = 255
+            cv2.imwrite(str(root / "test" / "mask" / f"{name}_{k}.png"), mask)
+            labels[f"{name}_{k}"] = {
+                "image_name": name,
+                "keyword": f"thing{k}",
+                "expressions": [f"the thing {k} {j}" for j in range(4)],
+            }
+    (root / "refmatte_test_label.json").write_text(json.dumps(labels))
+
+
+def test_folder_items_and_perfect_predictor(tmp_path, rng):
+    _write_folder(tmp_path, rng)
+    kw = list(folder_items(tmp_path, "test", "keyword"))
+    assert [len(p) for _, p in kw] == [1, 2] and kw[0][0].shape == (40, 60, 3)
+    ex = list(folder_items(tmp_path, "test", "expression"))
+    assert sum(len(p) for _, p in ex) == 12
+    truth = {t: a for _, pairs in ex for t, a in pairs}
+    perfect = evaluate(lambda img, texts: [truth[t] for t in texts], ex)
+    assert perfect["n"] == 12 and perfect["grounding_accuracy"] == 1.0 and perfect["sad"] == 0.0
+    empty = evaluate(lambda img, texts: [np.zeros((40, 60), np.float32) for _ in texts], ex)
+    assert empty["grounding_accuracy"] == 0.0
+    assert empty["sad"] == pytest.approx(15 * 20 / 1000, rel=1e-3)
+    assert empty["mad"] == pytest.approx(300 / 2400, rel=1e-3)
+
+
+def test_shuffle_moves_texts_not_truths(tmp_path, rng):
+    _write_folder(tmp_path, rng)
+    items = list(folder_items(tmp_path, "test", "expression"))
+    shuffled = shuffle_texts(items, np.random.default_rng(0))
+    assert sorted(t for _, p in shuffled for t, _ in p) == sorted(t for _, p in items for t, _ in p)
+    assert [t for _, p in shuffled for t, _ in p] != [t for _, p in items for t, _ in p]
+    assert all(np.array_equal(a, b) for (_, p), (_, q) in zip(items, shuffled)
+               for (_, a), (_, b) in zip(p, q))  # fmt: skip
+
+
+def test_miniworld_items_settings():
+    kw = list(miniworld_items("keyword", images=3, size=48))
+    ex = list(miniworld_items("expression", images=3, size=48))
+    assert sum(len(p) for _, p in ex) >= 4 * sum(len(p) for _, p in kw)
+    assert all(img.shape == (48, 48, 3) for img, _ in ex)
+
+
+def test_cli_writes_table_and_json(tmp_path, rng, capsys):
+    torch.manual_seed(0)
+    ckpt = clipmat.save_model(clipmat.create_model("clipmat-mini"), tmp_path / "m.safetensors")
+    _write_folder(tmp_path / "data", rng)
+    out = tmp_path / "out.json"
+    args = ["--predictor", str(ckpt), "--data", str(tmp_path / "data"), "--split", "test",
+            "--setting", "keyword", "--json", str(out), "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "| keyword | 3 |" in table and "grounding" in table
+    result = json.loads(out.read_text())
+    assert KEYS <= set(result) and result["n"] == 3
+    assert 0.0 <= result["grounding_accuracy"] <= 1.0 and result["mad"] > 0
+    out2 = tmp_path / "mw.json"
+    main(["--predictor", str(ckpt), "--mini-world", "--images", "2", "--size", "48",
+          "--setting", "expression", "--json", str(out2), "--device", "cpu"])  # fmt: skip
+    assert json.loads(out2.read_text())["n"] >= 8
+
+
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--predictor", "x", "--mini-world", "--data", str(tmp_path)])
+    assert "exactly one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--predictor", str(tmp_path / "missing.safetensors"), "--mini-world"])
+    assert "cannot load predictor" in capsys.readouterr().err
