@@ -49,6 +49,13 @@ class PhotoInput(gr.Image):
 
     is_template = True  # render with the built-in image component
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # image_mode None hands over the uploaded file untouched; our loader converts it
+        # (gr.Image's default "RGB" would re-encode grayscale, 16-bit and CMYK files lossily).
+        kwargs.setdefault("image_mode", None)
+        kwargs.setdefault("type", "filepath")
+        super().__init__(*args, **kwargs)
+
     def preprocess(self, payload: Any) -> Any:
         try:
             return super().preprocess(payload)

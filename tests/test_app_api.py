@@ -1,0 +1,198 @@
+"""The launched app through gradio_client: /matte and /edit against the predictor and the
+editing layer called directly, and bad inputs answered with clear errors while serving goes on."""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import editing
+from clipmat.app_service import MatteService, overlay
+from clipmat.app_support import RANDOM_TINY, PredictorPool, create_random_tiny, read_photo
+from clipmat.imageio import load_image
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import app  # noqa: E402
+
+CAT = str(ROOT / "examples" / "photo_cat.jpg")
+MAX_SIDE = 512
+MAX_PIXELS = 2_000_000
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    predictor = create_random_tiny("cpu")
+    pool = PredictorPool({RANDOM_TINY: predictor}, device="cpu")
+    work = tmp_path_factory.mktemp("app")
+    service = MatteService(pool, workdir=work, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
+    demo = app.build_demo(pool, RANDOM_TINY, service=service)
+    url = app.serve_local(demo)
+    client = Client(url, verbose=False)
+    yield client, predictor
+    demo.close()
+    service.close()
+
+
+def _read(path: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+
+
+def _matte(client: Client, image: str, phrase: str) -> tuple:
+    return client.predict(handle_file(image), phrase, RANDOM_TINY, api_name="/matte")
+
+
+def test_matte_endpoint_matches_predictor(served):
+    client, predictor = served
+    matte, over, status, cutout, matte16 = _matte(client, CAT, "the cat")
+    photo = load_image(CAT)
+    alpha = predictor.predict(photo, "the cat").alpha
+    got = np.asarray(Image.open(matte))
+    assert got.shape == photo.shape[:2]
+    assert np.abs(got.astype(int) - editing.matte_to_bits(alpha, 8)).max() <= 1
+    np.testing.assert_allclose(editing.load_matte(matte16), alpha, atol=2e-5)
+    assert np.abs(_read(over).astype(int) - overlay(photo, alpha)).max() <= 1
+    rgba = np.asarray(Image.open(cutout))
+    assert rgba.shape == (*photo.shape[:2], 4)
+    assert np.abs(rgba.astype(int) - editing.cutout(photo, alpha)).max() <= 1
+    assert RANDOM_TINY in status and "the cat" in status
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("highlight", lambda p, a: editing.highlight(p, a, effect="dim+blur", strength=0.4)),
+        ("color", lambda p, a: editing.fill_color(p, a, "#ff8800")),
+        ("background", lambda p, a: editing.replace_background(p, a, "blur")),
+        ("cutout", lambda p, a: editing.cutout(p, a)),
+    ],
+)
+def test_edit_endpoint_matches_editing_layer(served, mode, expected):
+    client, predictor = served
+    out = client.predict(
+        handle_file(CAT),
+        "the cat",
+        RANDOM_TINY,
+        mode,
+        ["dim", "blur"],
+        0.4,
+        "#ff8800",
+        None,
+        api_name="/edit",
+    )
+    photo = load_image(CAT)
+    alpha = predictor.predict(photo, "the cat").alpha
+    got = np.asarray(Image.open(out))
+    assert np.abs(got.astype(int) - expected(photo, alpha)).max() <= 1
+
+
+def test_edit_with_uploaded_background_is_fast(served, tmp_path, rng):
+    client, predictor = served
+    sky = np.zeros((50, 80, 3), np.uint8)
+    sky[..., 2] = 255
+    Image.fromarray(sky).save(tmp_path / "sky.png")
+    args = (handle_file(CAT), "a cat", RANDOM_TINY)
+    client.predict(*args, "color", [], 0.5, "#00ff00", None, api_name="/edit")  # matte once
+    start = time.perf_counter()
+    out = client.predict(
+        *args,
+        "background",
+        [],
+        0.5,
+        "#00ff00",
+        handle_file(str(tmp_path / "sky.png")),
+        api_name="/edit",
+    )
+    assert time.perf_counter() - start < 1.0
+    photo = load_image(CAT)
+    alpha = predictor.predict(photo, "a cat").alpha
+    want = editing.replace_background(photo, alpha, sky)
+    assert np.abs(np.asarray(Image.open(out)).astype(int) - want).max() <= 1
+
+
+def _error(client: Client, image: str, phrase: str) -> str:
+    with pytest.raises(Exception) as err:  # gradio_client's AppError
+        _matte(client, image, phrase)
+    return str(err.value)
+
+
+def test_bad_inputs_get_clear_messages(served, tmp_path, rng):
+    client, _ = served
+    (tmp_path / "notes.png").write_bytes(b"these are notes, not pixels")
+    assert "could not be read as an image" in _error(client, str(tmp_path / "notes.png"), "x")
+    truncated = Path(CAT).read_bytes()[:2000]
+    (tmp_path / "cut.jpg").write_bytes(truncated)
+    assert "image" in _error(client, str(tmp_path / "cut.jpg"), "the cat")
+    assert "phrase is empty" in _error(client, CAT, "   ")
+    Image.new("RGB", (2000, 1500)).save(tmp_path / "huge.png")  # 3 MP over a 2 MP limit
+    message = _error(client, str(tmp_path / "huge.png"), "the cat")
+    assert "more than the limit" in message and "huge.png" in message
+    # the server goes on serving
+    assert RANDOM_TINY in _matte(client, CAT, "the cat")[2]
+
+
+def test_awkward_images_get_sane_results(served, tmp_path, rng):
+    client, predictor = served
+    photo = load_image(CAT)
+    h, w = photo.shape[:2]
+    Image.fromarray(np.dstack([photo, np.full((h, w), 80, np.uint8)])).save(tmp_path / "rgba.png")
+    cv2.imwrite(
+        str(tmp_path / "deep.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257
+    )
+    Image.fromarray(photo).convert("L").save(tmp_path / "gray.jpg")
+    Image.fromarray(photo).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    exif = Image.Exif()
+    exif[274] = 8  # stored rotated: viewers turn it by 90 degrees
+    Image.fromarray(photo).save(tmp_path / "exif.jpg", exif=exif)
+    Image.fromarray(rng.integers(0, 256, (600, 900, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    for name, shape in [
+        ("rgba.png", (h, w)),
+        ("deep.png", (h, w)),
+        ("gray.jpg", (h, w)),
+        ("cmyk.jpg", (h, w)),
+        ("exif.jpg", (w, h)),
+        ("big.png", (341, 512)),
+    ]:
+        path = str(tmp_path / name)
+        matte, _, status, _, _ = _matte(client, path, "the cat")
+        got = np.asarray(Image.open(matte))
+        assert got.shape == shape, name
+        want = predictor.predict(read_photo(path, max_side=MAX_SIDE).rgb, "the cat").alpha
+        assert np.abs(got.astype(int) - editing.matte_to_bits(want, 8)).max() <= 1, name
+        if name == "big.png":
+            assert "scaled to 512x341" in status
+
+
+def test_awkward_phrases(served):
+    client, predictor = served
+    status = _matte(client, CAT, "the cat " * 60)[2]
+    assert "only its start was read" in status
+    matte, _, status, _, _ = _matte(client, CAT, "那只猫")
+    assert "English" in status
+    want = predictor.predict(load_image(CAT), "那只猫").alpha
+    assert (
+        np.abs(np.asarray(Image.open(matte)).astype(int) - editing.matte_to_bits(want, 8)).max()
+        <= 1
+    )
+
+
+def test_concurrent_clients_all_answered(served):
+    client, predictor = served
+    phrases = [f"the cat number {i}" for i in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda p: _matte(client, CAT, p), phrases))
+    photo = load_image(CAT)
+    for phrase, (matte, *_rest) in zip(phrases, results, strict=True):
+        want = editing.matte_to_bits(predictor.predict(photo, phrase).alpha, 8)
+        assert np.abs(np.asarray(Image.open(matte)).astype(int) - want).max() <= 1
