@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-POSITION_KEEP = 0.5  # a position word chooses among candidates with this share of the best one
+POSITION_KEEP = 0.1  # a position word chooses among candidates with this share of the best one
 
 
 @dataclass
