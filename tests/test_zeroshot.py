@@ -130,6 +130,13 @@ def test_encode_dense_matches_the_towers(tiny_backbone):
         bb.encode_dense(x, method="attention")
 
 
+def test_short_text_encoding_matches_open_clip(tiny_backbone):
+    p = ZeroShotPredictor(tiny_backbone, device="cpu")
+    ids = prompts.tokenize(["the red star", "a photo of the cat with white and black fur!!"], 77)
+    with torch.no_grad():
+        torch.testing.assert_close(p.encode_text(ids), tiny_backbone.clip.encode_text(ids))
+
+
 def test_random_clip_predictor_mechanics(tiny_backbone):
     p = ZeroShotPredictor(
         tiny_backbone, name="zs", device="cpu", config=ZeroShotConfig(threshold=0.2)
