@@ -48,13 +48,12 @@ class PhotoInput(gr.Image):
     """gr.Image (same front end) that answers an unreadable upload with a clear message."""
 
     is_template = True  # render with the built-in image component
+    # Construct it with image_mode=None and type="filepath": the uploaded file then reaches our
+    # loader untouched (the default "RGB" re-encodes grayscale, 16-bit and CMYK files lossily).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # image_mode None hands over the uploaded file untouched; our loader converts it
-        # (gr.Image's default "RGB" would re-encode grayscale, 16-bit and CMYK files lossily).
-        kwargs.setdefault("image_mode", None)
-        kwargs.setdefault("type", "filepath")
-        super().__init__(*args, **kwargs)
+    @classmethod
+    def get_component_class_id(cls) -> str:
+        return gr.Image.get_component_class_id()  # the front end knows gr.Image by this id
 
     def preprocess(self, payload: Any) -> Any:
         try:
@@ -182,6 +181,7 @@ def build_demo(
             with gr.Column(scale=4, min_width=320):
                 image = PhotoInput(
                     label="Photo",
+                    image_mode=None,
                     type="filepath",
                     sources=["upload", "clipboard", "webcam"],
                     height=IMAGE_HEIGHT,
@@ -246,6 +246,7 @@ def build_demo(
                     strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength", scale=3)
                     color = gr.ColorPicker("#2563eb", label="Colour", scale=1)
                     background = PhotoInput(
+                        image_mode=None,
                         label="New background (empty: blur the photo's own)",
                         type="filepath",
                         sources=["upload", "clipboard"],
