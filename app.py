@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from abc import ABCMeta
 from pathlib import Path
 from typing import Any
 
@@ -44,25 +45,34 @@ CSS = """
 """
 
 
-class PhotoInput(gr.Image):
-    """gr.Image (same front end) that answers an unreadable upload with a clear message."""
+def _read_upload(self: gr.Image, payload: Any) -> Any:
+    try:
+        return gr.Image.preprocess(self, payload)
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as err:
+        raise gr.Error(
+            f"this file could not be read as an image ({type(err).__name__}); "
+            "upload a JPEG, PNG, WebP, BMP, TIFF or GIF photo"
+        ) from None
 
-    is_template = True  # render with the built-in image component
-    # Construct it with image_mode=None and type="filepath": the uploaded file then reaches our
-    # loader untouched (the default "RGB" re-encodes grayscale, 16-bit and CMYK files lossily).
 
-    @classmethod
-    def get_component_class_id(cls) -> str:
-        return gr.Image.get_component_class_id()  # the front end knows gr.Image by this id
-
-    def preprocess(self, payload: Any) -> Any:
-        try:
-            return super().preprocess(payload)
-        except (OSError, ValueError, PIL.Image.DecompressionBombError) as err:
-            raise gr.Error(
-                f"this file could not be read as an image ({type(err).__name__}); "
-                "upload a JPEG, PNG, WebP, BMP, TIFF or GIF photo"
-            ) from None
+# gr.Image with the same front end that answers an unreadable upload with a clear message.
+# Construct it with image_mode=None and type="filepath": the uploaded file then reaches our loader
+# untouched (the default "RGB" re-encodes grayscale, 16-bit and CMYK files lossily). It is made
+# with ABCMeta.__new__ because gradio's component metaclass would write a .pyi stub beside this
+# file for a subclass declared with `class`; the metaclass adds nothing else for a subclass
+# without its own __init__ or EVENTS.
+PhotoInput = ABCMeta.__new__(
+    type(gr.Image),
+    "PhotoInput",
+    (gr.Image,),
+    {
+        "__module__": __name__,
+        "__doc__": "gr.Image that reports unreadable uploads clearly.",
+        "is_template": True,  # rendered by the built-in image component
+        "preprocess": _read_upload,
+        "get_component_class_id": classmethod(lambda cls: gr.Image.get_component_class_id()),
+    },
+)
 
 
 def _no_predictor_text(pool: PredictorPool) -> str:

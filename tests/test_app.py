@@ -185,6 +185,10 @@ def test_no_predictor_at_all_still_builds(monkeypatch):
     assert "No predictor can run here" in str(demo.config)
 
 
+def test_importing_the_app_writes_no_files():
+    assert not (ROOT / "app.pyi").exists()  # gradio writes stubs for component subclasses
+
+
 def test_main_stops_on_a_bad_predictor():
     with pytest.raises(SystemExit, match="neither"):
         app.main(["--predictor", "no-such-predictor"])
