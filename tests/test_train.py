@@ -122,3 +122,22 @@ def test_cli_rejects_bad_override(capsys):
     with pytest.raises(SystemExit):
         train_main(["batch_size=0"])
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_export_writes_half_weights_with_licence(tmp_path):
+    from clipmat.hub import load_state_dict, sha256_file
+    from clipmat.training.export import export_weights
+
+    summary = train(_cfg(tmp_path, steps=1))
+    path, digest = export_weights(
+        summary["checkpoint"], tmp_path / "w.safetensors", licence="L", command="C", fusion="argmax"
+    )
+    state, meta = load_state_dict(path)
+    assert meta["licence"] == "L" and meta["command"] == "C"
+    assert state["prompt.context"].dtype == torch.float16
+    assert digest == sha256_file(path)
+    model = load_model(path)
+    assert model.cfg.fusion == "argmax" and model.prompt.context.dtype == torch.float32
+    with pytest.raises(ValueError, match="fusion"):
+        export_weights(summary["checkpoint"], tmp_path / "x.safetensors", licence="", command="",
+                       fusion="max")  # fmt: skip
