@@ -59,6 +59,7 @@ def pretrain_clip(
     seed: int = 0,
     world_seed: int = 0,
     max_minutes: float = 0.0,
+    stop_step: int = 0,
     log_every: int = 50,
     log: Path | None = None,
 ) -> dict:
@@ -113,6 +114,8 @@ def pretrain_clip(
                     fh.write(line + "\n")
         if max_minutes and time.monotonic() - t0 > max_minutes * 60:
             break
+        if stop_step and step >= stop_step:
+            break
     meta = {"format": "open_clip", "arch": cfg.name, "clip": json.dumps(cfg.clip.__dict__),
             "steps": str(step), "data": "mini-world train split"}  # fmt: skip
     path = hub.save_state_dict(clip.state_dict(), out, metadata=meta)
@@ -132,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long")
+    parser.add_argument(
+        "--stop-step", type=int, default=0, help="stop after this step (the schedule keeps --steps)"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 2:
         parser.error("--steps must be >= 1 and --batch-size >= 2 (contrastive pairs)")
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     summary = pretrain_clip(
         args.model, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, max_minutes=args.max_minutes,
+        seed=args.seed, max_minutes=args.max_minutes, stop_step=args.stop_step,
     )  # fmt: skip
     print(json.dumps(summary))
     return 0

@@ -141,3 +141,9 @@ def test_export_writes_half_weights_with_licence(tmp_path):
     with pytest.raises(ValueError, match="fusion"):
         export_weights(summary["checkpoint"], tmp_path / "x.safetensors", licence="", command="",
                        fusion="max")  # fmt: skip
+
+
+def test_stop_step_keeps_the_schedule(tmp_path):
+    summary = train(_cfg(tmp_path, steps=10, stop_step=2))
+    assert summary["step"] == 2
+    assert checkpoint_step(summary["checkpoint"]) == 2

@@ -60,6 +60,7 @@ class TrainConfig:
     ckpt_every: int = 200  # steps
     ckpt_minutes: float = 5.0  # also checkpoint after this much wall time
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    stop_step: int = 0  # stop (with a checkpoint) after this step; 0 = run to ``steps``
     progress: bool = True  # tqdm bar on rank 0
 
     def __post_init__(self) -> None:

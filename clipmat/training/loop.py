@@ -198,6 +198,7 @@ def train(cfg: TrainConfig) -> dict:
         )
         elapsed = time.monotonic() - t0
         stop = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60
+        stop = stop or (0 < cfg.stop_step <= step < cfg.steps)
         if world > 1:  # every rank must agree on when to stop
             flag = torch.tensor([float(stop)], device=device)
             dist.broadcast(flag, src=0)
