@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def first_phrase() -> None:
         predictor.clear_cache()
-        predictor._text_cache.clear()
         predictor.predict(photo, "the astronaut")
 
     first = _median(first_phrase, args.repeats)

@@ -132,7 +132,9 @@ class ZeroShotPredictor:
         return torch.autocast("cuda", dtype=dtype)
 
     def clear_cache(self) -> None:
+        """Forget every cached image's patch embeddings and every phrase's text embedding."""
         self._cache.clear()
+        self._text_cache.clear()
 
     @torch.inference_mode()
     def set_image(self, image: Any) -> tuple[np.ndarray, _ImageEntry, bool]:
