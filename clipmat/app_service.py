@@ -9,7 +9,7 @@ import hashlib
 import shutil
 import tempfile
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +152,7 @@ class MatteService:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="clipmat-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._cache: OrderedDict[str, Matte] = OrderedDict()
+        self._retired: deque[Path] = deque()
         self._lock = threading.Lock()
         self.stats = {"mattes": 0, "hits": 0}
 
@@ -198,7 +199,10 @@ class MatteService:
             self._cache[key] = matte
             while len(self._cache) > self.cache_size:
                 _, old = self._cache.popitem(last=False)
-                shutil.rmtree(old.folder, ignore_errors=True)
+                self._retired.append(old.folder)
+            # Files of evicted mattes stay a while: a request may still be handing them out.
+            while len(self._retired) > self.cache_size:
+                shutil.rmtree(self._retired.popleft(), ignore_errors=True)
         return matte
 
     def edit_file(self, matte: Matte, settings: EditSettings) -> Path:

@@ -150,8 +150,11 @@ def test_matte_computed_once_then_edited(service, tiny, rng):
 
 
 def test_matte_cache_evicts_old_files(service, rng):
-    mattes = [service.matte(_photo(rng), f"thing {i}", RANDOM_TINY) for i in range(3)]
-    assert not mattes[0].folder.exists() and mattes[2].folder.is_dir()
+    photo = _photo(rng)
+    mattes = [service.matte(photo, f"thing {i}", RANDOM_TINY) for i in range(5)]
+    assert [m.folder.exists() for m in mattes] == [False, True, True, True, True]
+    assert service.matte(photo, "thing 4", RANDOM_TINY) is mattes[4]
+    assert service.matte(photo, "thing 1", RANDOM_TINY) is not mattes[1]  # evicted, made anew
 
 
 def test_pool_options(tiny, tmp_path, monkeypatch):
