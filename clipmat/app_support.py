@@ -215,7 +215,7 @@ class PredictorPool:
                     predictor = load_predictor(
                         name, device=self.device, allow_download=self.allow_download
                     )
-                except (FileNotFoundError, NotImplementedError, ValueError) as err:
+                except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
                     first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
                     raise ValueError(f"the {name} predictor cannot run here: {first}") from None
             else:
