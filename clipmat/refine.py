@@ -13,6 +13,9 @@ Trimaps are uint8 with 0 background, 128 unknown and 255 foreground.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import cv2
 import numpy as np
 
@@ -180,12 +183,15 @@ def closed_form_alpha(
     from pymatting import estimate_alpha_cf  # first import compiles with numba (slow, once)
 
     crop_img = image[y0:y1, x0:x1].astype(np.float64) / 255.0
-    solved = estimate_alpha_cf(
-        crop_img,
-        crop_tri.astype(np.float64) / 255.0,
-        laplacian_kwargs={"epsilon": epsilon},
-        cg_kwargs={"maxiter": maxiter, "rtol": CF_RTOL},
-    )
+    # The incomplete-Cholesky preconditioner prints a warning when it has to retry with a
+    # larger shift; the solve is still right, so that output is kept off stdout.
+    with contextlib.redirect_stdout(io.StringIO()):
+        solved = estimate_alpha_cf(
+            crop_img,
+            crop_tri.astype(np.float64) / 255.0,
+            laplacian_kwargs={"epsilon": epsilon},
+            cg_kwargs={"maxiter": maxiter, "rtol": CF_RTOL},
+        )
     alpha[y0:y1, x0:x1] = solved.astype(np.float32)
     return np.clip(alpha, 0.0, 1.0)
 

@@ -257,9 +257,16 @@ def test_phrase_union_gives_one_matte(colour_predictor):
         colour_predictor.predict(image, "the blue thing, the red thing", select=0)
 
 
-def test_no_match_gives_an_empty_matte(colour_predictor):
-    image = np.full((64, 64, 3), 128, np.uint8)
-    r = colour_predictor.predict(image, "the red thing")
+def test_no_match_gives_an_unsure_guess_or_an_empty_matte():
+    image = np.full((64, 96, 3), 128, np.uint8)
+    image[20:40, 10:30] = (150, 110, 110)  # a faintly red patch: below the threshold
+    guess = ZeroShotPredictor(ColourCLIP(), config=ZeroShotConfig(image_size=64), device="cpu")
+    r = guess.predict(image, "the red thing")
+    assert r.unsure and len(r.candidates) == 1
+    assert r.alpha[25:35, 15:25].mean() > 0.7 and r.alpha[:, 50:].max() < 0.05
+    strict = ZeroShotConfig(image_size=64, fallback=0.0)
+    empty = ZeroShotPredictor(ColourCLIP(), config=strict, device="cpu")
+    r = empty.predict(image, "the red thing")
     assert r.alpha.max() == 0 and r.confidence == 0 and r.candidates == [] and r.unsure
 
 

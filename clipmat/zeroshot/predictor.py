@@ -44,6 +44,8 @@ class ZeroShotConfig:
     distractors: tuple[str, ...] = ()  # extra things that compete per patch
     logit_scale: float | None = None  # softmax inverse temperature; None: the CLIP's learned one
     threshold: float = 0.5  # a patch belongs to the phrase above this probability
+    fallback: float = 0.5  # no patch above threshold: patches above this x the best one are
+    # the candidates (a referring phrase presumes its object; confidence stays low). 0: empty
     min_patches: int = 2  # smaller regions are not candidates (unless nothing else is)
     matting_side: int = 768  # long side of the closed-form matting resolution
     band: float = 0.75  # half width of the trimap's unknown band, in patches
@@ -54,8 +56,11 @@ class ZeroShotConfig:
             raise ValueError(f"method must be one of {DENSE_METHODS}, got {self.method!r}")
         if not self.templates or any("{}" not in t for t in self.templates):
             raise ValueError("templates must be a non-empty tuple of strings holding '{}'")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.fallback < 1.0:
+            raise ValueError(
+                f"threshold must lie in (0, 1) and fallback in [0, 1), got {self.threshold} "
+                f"and {self.fallback}"
+            )
         if self.band <= 0 or self.matting_side < 32:
             raise ValueError("band must be > 0 patches and matting_side >= 32 pixels")
 
@@ -261,10 +266,13 @@ class ZeroShotPredictor:
         trimaps, candidates, confidences = [], [], []
         for i, part in enumerate(parts):
             prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
+            threshold = self.config.threshold
+            if prob.max() <= threshold and self.config.fallback > 0:
+                threshold = self.config.fallback * float(prob.max())
             regions = dense.find_regions(
                 prob,
                 cos,
-                threshold=self.config.threshold,
+                threshold=threshold,
                 min_patches=self.config.min_patches,
                 logit_scale=self.logit_scale,
             )
@@ -286,7 +294,7 @@ class ZeroShotPredictor:
             kept = dense.region_probability(prob, regions, chosen)
             trimaps.append(
                 refine.trimap_from_probability(
-                    kept, (work_h, work_w), band=band, threshold=self.config.threshold
+                    kept, (work_h, work_w), band=band, threshold=threshold
                 )
             )
         if trimaps:
