@@ -268,6 +268,8 @@ def test_no_match_gives_an_unsure_guess_or_an_empty_matte():
     empty = ZeroShotPredictor(ColourCLIP(), config=strict, device="cpu")
     r = empty.predict(image, "the red thing")
     assert r.alpha.max() == 0 and r.confidence == 0 and r.candidates == [] and r.unsure
+    flat = guess.predict(np.full((64, 96, 3), 128, np.uint8), "the red thing")
+    assert flat.alpha.max() == 0 and flat.candidates == []  # no whole-image guesses
 
 
 # ---------------------------------------------------------------- loading and the registry

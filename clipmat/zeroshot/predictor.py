@@ -31,6 +31,7 @@ from clipmat.transforms import model_input_size, to_model_input
 from clipmat.zeroshot import dense, prompts
 
 TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
+MAX_FALLBACK_AREA = 0.5  # largest fallback candidate, as a fraction of the patch grid
 
 
 @dataclass
@@ -267,7 +268,8 @@ class ZeroShotPredictor:
         for i, part in enumerate(parts):
             prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
             threshold = self.config.threshold
-            if prob.max() <= threshold and self.config.fallback > 0:
+            fallback = prob.max() <= threshold and self.config.fallback > 0
+            if fallback:
                 threshold = self.config.fallback * float(prob.max())
             regions = dense.find_regions(
                 prob,
@@ -276,6 +278,8 @@ class ZeroShotPredictor:
                 min_patches=self.config.min_patches,
                 logit_scale=self.logit_scale,
             )
+            if fallback:  # a guess that covers most of the photo is no guess
+                regions = [r for r in regions if r.area <= MAX_FALLBACK_AREA * prob.size]
             if not regions:
                 confidences.append(0.0)
                 continue
