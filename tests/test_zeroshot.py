@@ -1,6 +1,8 @@
 """Zero-shot predictor: dense similarity, regions, prompts, the full pipeline, loading, registry."""
 
 import json
+import subprocess
+import sys
 import time
 
 import cv2
@@ -357,3 +359,18 @@ def test_miniworld_evaluation_runs_on_a_random_clip(tiny_backbone):
     assert set(out) == {"phrases", "shuffled"}
     for r in out.values():
         assert r["n"] >= 2 and 0 <= r["grounding_accuracy"] <= 1 and r["sad"] >= 0
+
+
+def test_zeroshot_inference_never_imports_training_code():
+    code = (
+        "import sys, numpy as np, torch\n"
+        "from clipmat.factory import get_model_config\n"
+        "from clipmat.zeroshot import ZeroShotPredictor, create_backbone\n"
+        "p = ZeroShotPredictor(create_backbone(get_model_config('clipmat-tiny').clip), device='cpu')\n"
+        "p.predict(np.zeros((32, 32, 3), np.uint8), 'cat')\n"
+        "bad = [m for m in sys.modules if m.startswith(('clipmat.data', 'clipmat.train',"
+        " 'clipmat.losses', 'clipmat.evaluate', 'clipmat.clip_pretrain', 'editing'))]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
