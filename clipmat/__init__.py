@@ -5,7 +5,7 @@ p = clipmat.load_predictor("mini-world")
 r = p.predict(image, "the red star")   # r.alpha: (H, W) float32 in [0, 1]
 """
 
-from clipmat import metrics  # noqa: F401
+from clipmat import metrics, refine  # noqa: F401
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.factory import (
     create_model,
@@ -19,6 +19,7 @@ from clipmat.hub import WeightsNotFoundError, list_pretrained
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput
 from clipmat.predictor import CLIPMatPredictor, MattingResult
 from clipmat.predictors import list_predictors, load_predictor
+from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, load_zeroshot_predictor
 
 __all__ = [
     "CLIPMat",
@@ -28,6 +29,8 @@ __all__ = [
     "CLIPTowersConfig",
     "MattingResult",
     "WeightsNotFoundError",
+    "ZeroShotConfig",
+    "ZeroShotPredictor",
     "create_model",
     "get_model_config",
     "list_models",
@@ -36,6 +39,8 @@ __all__ = [
     "load_clip_pretrained",
     "load_model",
     "load_predictor",
+    "load_zeroshot_predictor",
     "metrics",
+    "refine",
     "save_model",
 ]
