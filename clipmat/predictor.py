@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from clipmat.imageio import load_image
-from clipmat.model.clipmat import CLIPMat, ImageFeatures
-from clipmat.model.decoders import BACKGROUND, fuse_alpha
+from clipmat.model.clipmat import CLIPMat, CLIPMatOutput, ImageFeatures
+from clipmat.model.decoders import BACKGROUND, semantic_labels
 from clipmat.refine import refine_alpha
 from clipmat.transforms import labels_to_input_size, model_input_size, to_input_size, to_model_input
 
@@ -173,10 +173,11 @@ class CLIPMatPredictor:
                 raise ValueError(f"each phrase must be a non-empty string, got {p!r}")
         settings = [infer_setting(p) if setting == "auto" else setting for p in phrases]
         photo, feats, cached = self.set_image(image)
-        logits, detail = self._semantic_logits(feats, [p.strip() for p in phrases], settings)
-        prob = logits.float().softmax(dim=1)  # (B, 3, h, w)
-        alpha = fuse_alpha(logits.float(), detail.float(), self.model.cfg.fusion)[:, 0]
-        labels = prob.argmax(dim=1)  # (B, h, w)
+        out = self._decode(feats, [p.strip() for p in phrases], settings)
+        logits = out.semantic_logits.float()
+        prob = logits.softmax(dim=1)  # (B, 3, h, w)
+        alpha = out.alpha.float()[:, 0]  # (B, h, w)
+        labels = semantic_labels(logits)  # (B, h, w)
         size = photo.shape[:2]
         results = []
         for i, phrase in enumerate(phrases):
@@ -203,10 +204,10 @@ class CLIPMatPredictor:
             r.seconds = seconds
         return results[0] if isinstance(text, str) else results
 
-    def _semantic_logits(
+    def _decode(
         self, feats: ImageFeatures, phrases: list[str], settings: list[str]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Semantic logits (B, 3, h, w) and the detail map (B, 1, h, w) for B phrases.
+    ) -> CLIPMatOutput:
+        """The model's output at model resolution for B phrases on one image.
 
         A keyword is read through every pre-embedding template at once: the token features of
         all its templates form one key/value set for the pop-up's cross-attention, a prompt
@@ -232,5 +233,4 @@ class CLIPMatPredictor:
                 merged[owner, start:stop] = text[row]
                 merged_pad[owner, start:stop] = padding[row]
                 fill[owner] = stop
-            out = self.model.decode_text(feats, merged, merged_pad)
-        return out.semantic_logits.float(), out.detail.float()
+            return self.model.decode_text(feats, merged, merged_pad)

@@ -183,3 +183,13 @@ def test_clip_weights_load_with_positional_interpolation(tmp_path):
     clipmat.hub.save_state_dict(state, tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="missing keys"):
         clipmat.load_clip_pretrained(model, tmp_path / "bad.safetensors")
+
+
+def test_semantic_labels_equal_argmax_with_ties():
+    from clipmat.model.decoders import semantic_labels
+
+    logits = torch.randn(3, 3, 20, 30)
+    logits[0, :, :4] = 0.0  # three-way ties
+    logits[1, 1, :5] = logits[1, 2, :5]  # transition / foreground ties
+    logits[2, 0, :, :7] = logits[2, 2, :, :7]  # background / foreground ties
+    assert torch.equal(semantic_labels(logits), logits.argmax(dim=1))

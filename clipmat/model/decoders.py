@@ -16,7 +16,7 @@ class SemanticDecoder(nn.Module):
     def __init__(self, *, in_ch: int, channels: tuple[int, int]) -> None:
         super().__init__()
         self.c2 = DecoderBlock(in_ch, channels[0])
-        self.c1 = DecoderBlock(channels[0], channels[1])
+        self.c1 = DecoderBlock(channels[0], channels[1], upsample=False)
         self.head = nn.Conv2d(channels[1], 3, 1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -36,7 +36,7 @@ class DetailsDecoder(nn.Module):
         self.c4 = DecoderBlock(in_ch[3], channels[0])
         self.c3 = DecoderBlock(channels[0] + skip[2], channels[1])
         self.c2 = DecoderBlock(channels[1] + skip[1], channels[2])
-        self.c1 = DecoderBlock(channels[2] + skip[0], channels[3])
+        self.c1 = DecoderBlock(channels[2] + skip[0], channels[3], upsample=False)
         self.head = nn.Conv2d(channels[3], 1, 1)
 
     def forward(self, feats: list[torch.Tensor | None], size: tuple[int, int]) -> torch.Tensor:
@@ -63,5 +63,17 @@ def fuse_alpha(semantic_logits: torch.Tensor, detail: torch.Tensor, mode: str) -
     if mode == "soft":
         prob = semantic_logits.softmax(dim=1)
         return prob[:, FOREGROUND : FOREGROUND + 1] + prob[:, TRANSITION : TRANSITION + 1] * detail
-    cls = semantic_logits.argmax(dim=1, keepdim=True)
-    return detail * (cls == TRANSITION).to(detail.dtype) + (cls == FOREGROUND).to(detail.dtype)
+    labels = semantic_labels(semantic_logits).unsqueeze(1)
+    return detail * (labels == TRANSITION).to(detail.dtype) + (labels == FOREGROUND).to(
+        detail.dtype
+    )
+
+
+def semantic_labels(semantic_logits: torch.Tensor) -> torch.Tensor:
+    """Class index per pixel, (B, 3, H, W) -> (B, H, W) int64; equal to ``argmax(dim=1)``
+    (ties go to the lower class), written with comparisons because a channel argmax is slow on
+    the CPU."""
+    bg, tr, fg = semantic_logits.unbind(dim=1)
+    is_fg = (fg > bg) & (fg > tr)
+    is_tr = (tr > bg) & (tr >= fg)
+    return is_fg.long() * FOREGROUND + is_tr.long() * TRANSITION

@@ -19,15 +19,24 @@ class ConvBNReLU(nn.Sequential):
 
 
 class DecoderBlock(nn.Module):
-    """A decoder "C" block: (Conv3x3-BN-ReLU) x 2, then x2 bilinear upsampling."""
+    """A decoder "C" block: (Conv3x3-BN-ReLU) x 2, then x2 bilinear upsampling.
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    A last block may leave the upsampling out (``upsample=False``) so that its 1x1 head runs
+    before it: bilinear resizing and a 1x1 convolution commute, and resizing one channel instead
+    of many is what makes the full-resolution output cheap.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, upsample: bool = True) -> None:
         super().__init__()
         self.convs = nn.Sequential(ConvBNReLU(in_ch, out_ch), ConvBNReLU(out_ch, out_ch))
+        self.upsample = upsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_ch, h, w) -> (B, out_ch, 2h, 2w)."""
-        return F.interpolate(self.convs(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        """(B, in_ch, h, w) -> (B, out_ch, 2h, 2w), or (B, out_ch, h, w) without upsampling."""
+        x = self.convs(x)
+        if not self.upsample:
+            return x
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 def tokens_to_grid(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
