@@ -7,10 +7,7 @@ text tower, the pop-up and the semantic decoder.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +18,7 @@ from clipmat.imageio import load_image
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput, ImageFeatures
 from clipmat.model.decoders import BACKGROUND, semantic_labels
 from clipmat.refine import refine_alpha
+from clipmat.runtime import LRUCache, autocast, check_phrases, fingerprint, select_device
 from clipmat.transforms import labels_to_input_size, model_input_size, to_input_size, to_model_input
 
 _ARTICLES = {"the", "a", "an"}
@@ -33,7 +31,7 @@ class MattingResult:
 
     Attributes:
         alpha: (H, W) float32 in [0, 1] at the input photo's resolution.
-        text: the phrase as given.
+        text: the phrase (stripped of surrounding spaces).
         setting: "keyword" or "expression", how the phrase was read.
         confidence: in [0, 1]; how sure the model is of the region it picked (0 when empty).
         trimap: (H, W) uint8, 0 background, 128 transition, 255 foreground (semantic branch).
@@ -65,18 +63,6 @@ def infer_setting(text: str) -> str:
     return "keyword" if len(words) <= 1 else "expression"
 
 
-def _fingerprint(image: np.ndarray) -> str:
-    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
-    return f"{image.shape}:{digest}"
-
-
-def select_device(device: str | torch.device | None = "auto") -> torch.device:
-    """ "auto" (or None) picks CUDA when available, else the CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class CLIPMatPredictor:
     """Wraps any CLIPMat model, random or trained.
 
@@ -101,15 +87,8 @@ class CLIPMatPredictor:
         self.model = model.to(self.device).eval()
         self.name = name
         self.licence = licence
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, ImageFeatures] = OrderedDict()
+        self._cache: LRUCache[ImageFeatures] = LRUCache(cache_size)
         self.stats = {"image_encodes": 0, "cache_hits": 0}
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
 
     @torch.inference_mode()
     def set_image(self, image: Any) -> tuple[np.ndarray, ImageFeatures, bool]:
@@ -119,22 +98,20 @@ class CLIPMatPredictor:
             (the RGB uint8 photo, its features, whether they came from the cache).
         """
         photo = load_image(image)
-        key = _fingerprint(photo)
-        if key in self._cache:
-            self._cache.move_to_end(key)
+        key = fingerprint(photo)
+        cached = self._cache.get(key)
+        if cached is not None:
             self.stats["cache_hits"] += 1
-            return photo, self._cache[key], True
+            return photo, cached, True
         cfg = self.model.cfg
         size = model_input_size(
             *photo.shape[:2], short_side=cfg.image_size, multiple=cfg.patch_size
         )
         x = to_model_input(photo, size).to(self.device)
-        with self._autocast():
+        with autocast(self.device):
             feats = self.model.encode_image(x)
         self.stats["image_encodes"] += 1
-        self._cache[key] = feats
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self._cache.put(key, feats)
         return photo, feats, False
 
     def clear_cache(self) -> None:
@@ -158,22 +135,10 @@ class CLIPMatPredictor:
             A :class:`MattingResult` per phrase (a list when ``text`` is a list).
         """
         start = time.perf_counter()
-        if isinstance(text, str):
-            phrases = [text]
-        elif isinstance(text, (list, tuple)):
-            phrases = list(text)
-        else:
-            raise TypeError(
-                f"phrase must be a string or a list of strings, got {type(text).__name__}"
-            )
-        if not phrases:
-            raise ValueError("no phrase given: pass a string or a non-empty list of strings")
-        for p in phrases:
-            if not isinstance(p, str) or not p.strip():
-                raise ValueError(f"each phrase must be a non-empty string, got {p!r}")
+        phrases = check_phrases(text)
         settings = [infer_setting(p) if setting == "auto" else setting for p in phrases]
         photo, feats, cached = self.set_image(image)
-        out = self._decode(feats, [p.strip() for p in phrases], settings)
+        out = self._decode(feats, phrases, settings)
         logits = out.semantic_logits.float()
         prob = logits.softmax(dim=1)  # (B, 3, h, w)
         alpha = out.alpha.float()[:, 0]  # (B, h, w)
@@ -222,7 +187,7 @@ class CLIPMatPredictor:
             template_ids += list(range(n))
             owners += [i] * n
         tokens = self.model.tokenize(rows, settings_rows, template_ids)
-        with self._autocast():
+        with autocast(self.device):
             text, padding = self.model.encode_text(tokens)  # (R, L, Dt), (R, L)
             width = max(owners.count(i) for i in range(len(phrases))) * text.shape[1]
             merged = text.new_zeros(len(phrases), width, text.shape[2])

@@ -12,10 +12,7 @@ the same photo costs only the text tower and the matting.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +23,8 @@ import torch
 from clipmat import refine
 from clipmat.imageio import load_image
 from clipmat.model.backbone import DENSE_METHODS, CLIPBackbone
-from clipmat.predictor import MattingResult, infer_setting, select_device
+from clipmat.predictor import MattingResult, infer_setting
+from clipmat.runtime import LRUCache, autocast, check_phrases, fingerprint, select_device
 from clipmat.transforms import model_input_size, to_model_input
 from clipmat.zeroshot import dense, prompts
 
@@ -73,26 +71,6 @@ class _ImageEntry:
     work: tuple[int, int]  # matting resolution (h, w)
 
 
-def _fingerprint(image: np.ndarray) -> str:
-    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
-    return f"{image.shape}:{digest}"
-
-
-def _phrases(text: str | list[str]) -> list[str]:
-    if isinstance(text, str):
-        items = [text]
-    elif isinstance(text, (list, tuple)):
-        items = list(text)
-    else:
-        raise TypeError(f"phrase must be a string or a list of strings, got {type(text).__name__}")
-    if not items:
-        raise ValueError("no phrase given: pass a string or a non-empty list of strings")
-    for p in items:
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"each phrase must be a non-empty string, got {p!r}")
-    return [p.strip() for p in items]
-
-
 class ZeroShotPredictor:
     """Zero-shot referring matting with any open_clip CLIP held by a :class:`CLIPBackbone`.
 
@@ -123,19 +101,12 @@ class ZeroShotPredictor:
         self.backbone = backbone.to(self.device).eval()
         self.name = name
         self.licence = licence
-        self.cache_size = cache_size
         self.image_size = int(self.config.image_size or backbone.cfg.vision["image_size"])
         scale = self.config.logit_scale
         self.logit_scale = float(scale if scale else backbone.clip.logit_scale.detach().exp())
-        self._cache: OrderedDict[str, _ImageEntry] = OrderedDict()
-        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache: LRUCache[_ImageEntry] = LRUCache(cache_size)
+        self._text_cache: LRUCache[torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
         self.stats = {"image_encodes": 0, "cache_hits": 0, "text_encodes": 0}
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
 
     def clear_cache(self) -> None:
         """Forget every cached image's patch embeddings and every phrase's text embedding."""
@@ -150,25 +121,23 @@ class ZeroShotPredictor:
             (the RGB uint8 photo, its cache entry, whether it came from the cache).
         """
         photo = load_image(image)
-        key = _fingerprint(photo)
-        if key in self._cache:
-            self._cache.move_to_end(key)
+        key = fingerprint(photo)
+        cached = self._cache.get(key)
+        if cached is not None:
             self.stats["cache_hits"] += 1
-            return photo, self._cache[key], True
+            return photo, cached, True
         height, width = photo.shape[:2]
         patch = self.backbone.patch_size
         size = model_input_size(height, width, short_side=self.image_size, multiple=patch)
         x = self.backbone.normalize(to_model_input(photo, size).to(self.device))
-        with self._autocast():
+        with autocast(self.device):
             feats = self.backbone.encode_dense(x, method=self.config.method)[0]
         patches = torch.nn.functional.normalize(feats.float(), dim=-1)  # (h, w, E)
         entry = _ImageEntry(
             photo, patches, refine.working_size(height, width, self.config.matting_side)
         )
         self.stats["image_encodes"] += 1
-        self._cache[key] = entry
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self._cache.put(key, entry)
         return photo, entry, False
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
@@ -191,24 +160,21 @@ class ZeroShotPredictor:
     @torch.inference_mode()
     def embed_phrases(self, phrases: list[str]) -> torch.Tensor:
         """Template-ensembled, normalised text embeddings (N, E), cached per phrase."""
-        missing = [p for p in dict.fromkeys(phrases) if p not in self._text_cache]
+        found = {p: self._text_cache.get(p) for p in dict.fromkeys(phrases)}
+        missing = [p for p, emb in found.items() if emb is None]
         if missing:
             templates = self.config.templates
             texts = [t for p in missing for t in prompts.expand_templates(p, templates)]
             ids = prompts.tokenize(texts, self.backbone.text_context_length).to(self.device)
-            with self._autocast():
+            with autocast(self.device):
                 emb = self.encode_text(ids).float()
             emb = torch.nn.functional.normalize(emb, dim=-1).view(len(missing), len(templates), -1)
             emb = torch.nn.functional.normalize(emb.mean(dim=1), dim=-1)
             self.stats["text_encodes"] += len(texts)
             for p, e in zip(missing, emb, strict=True):
-                self._text_cache[p] = e
-        for p in phrases:
-            self._text_cache.move_to_end(p)
-        out = torch.stack([self._text_cache[p] for p in phrases])
-        while len(self._text_cache) > TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
-        return out
+                found[p] = e
+                self._text_cache.put(p, e)
+        return torch.stack([found[p] for p in phrases])
 
     @torch.inference_mode()
     def predict(
@@ -237,7 +203,7 @@ class ZeroShotPredictor:
             of the photo, ``chosen``).
         """
         start = time.perf_counter()
-        phrases = _phrases(text)
+        phrases = check_phrases(text)
         if setting not in ("auto", "keyword", "expression"):
             raise ValueError(f"setting must be 'auto', 'keyword' or 'expression', got {setting!r}")
         photo, entry, cached = self.set_image(image)
