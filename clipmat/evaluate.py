@@ -24,6 +24,7 @@ import numpy as np
 
 from clipmat import metrics
 from clipmat.data.miniworld import MiniWorld
+from clipmat.data.refmatte import EntityRecord, load_alpha, load_image, load_records
 from clipmat.data.samples import unique_keyword_flags
 
 SETTINGS = ("keyword", "expression", "rw100")
@@ -53,29 +54,27 @@ def miniworld_items(
 
 
 def folder_items(root: str | Path, split: str, setting: str) -> Iterator[Item]:
-    """Items of a RefMatte-layout folder (see clipmat.training.data.RefMatteFolder)."""
-    from clipmat.training.data import RefMatteFolder
+    """Items of a RefMatte-layout folder, read by :mod:`clipmat.data.refmatte`.
 
-    folder = RefMatteFolder(root, split)
-    index_file = Path(root) / "eval_index_expression.json"
-    fixed = (
-        json.loads(index_file.read_text()) if setting == "rw100" and index_file.is_file() else {}
-    )
-    for image_name, stems in folder.by_image.items():
-        flags = unique_keyword_flags([folder.keyword(s) for s in stems])
+    RW100 uses the expression that ``eval_index_expression.json`` fixes per image, when present.
+    """
+    by_image: dict[str, list[EntityRecord]] = {}
+    for rec in load_records(root, split):
+        by_image.setdefault(rec.image_name, []).append(rec)
+    for records in by_image.values():
+        flags = unique_keyword_flags([rec.keyword for rec in records])
         pairs: list[tuple[str, np.ndarray]] = []
-        for stem, unique in zip(stems, flags, strict=True):
-            alpha = folder.alpha(stem)
-            exprs = folder.labels[stem].get("expressions", [])
+        for rec, unique in zip(records, flags, strict=True):
+            alpha = load_alpha(rec.mask_path)
             if setting == "keyword":
                 if unique:
-                    pairs.append((folder.keyword(stem), alpha))
-            elif image_name in fixed:
-                pairs.append((str(exprs[int(fixed[image_name])]), alpha))
+                    pairs.append((rec.keyword, alpha))
+            elif setting == "rw100" and rec.eval_index is not None:
+                pairs.append((rec.expressions[rec.eval_index], alpha))
             else:
-                pairs.extend((str(t), alpha) for t in exprs)
+                pairs.extend((text, alpha) for text in rec.expressions)
         if pairs:
-            yield folder.image(image_name), pairs
+            yield load_image(records[0].image_path), pairs
 
 
 def shuffle_texts(items: list[Item], rng: np.random.Generator) -> list[Item]:

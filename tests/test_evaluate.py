@@ -91,3 +91,28 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--predictor", str(tmp_path / "missing.safetensors"), "--mini-world"])
     assert "cannot load predictor" in capsys.readouterr().err
+
+
+def test_rw100_uses_the_fixed_expression(tmp_path, rng):
+    """RW100 layout: image/ folder, its own label file and eval_index_expression.json."""
+    root = tmp_path / "RefMatte_RW_100"
+    (root / "image").mkdir(parents=True)
+    (root / "mask").mkdir()
+    labels = {}
+    for name in ("p", "q"):
+        cv2.imwrite(
+            str(root / "image" / f"{name}.jpg"), rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)
+        )
+        mask = np.zeros((30, 30), np.uint8)
+        mask[5:25, 5:25] = 255
+        cv2.imwrite(str(root / "mask" / f"{name}_0.png"), mask)
+        labels[f"{name}_0"] = {
+            "image_name": name,
+            "expressions": [f"{name} e{j}" for j in range(4)],
+        }
+    (root / "refmatte_rw100_label.json").write_text(json.dumps(labels))
+    (root / "eval_index_expression.json").write_text(json.dumps({"p": 3, "q": 1}))
+    items = list(folder_items(root, "rw100", "rw100"))
+    assert sorted(t for _, pairs in items for t, _ in pairs) == ["p e3", "q e1"]
+    every = list(folder_items(root, "rw100", "expression"))
+    assert sum(len(pairs) for _, pairs in every) == 8

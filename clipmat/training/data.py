@@ -8,7 +8,6 @@ same data it would have seen without the interruption.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,89 +18,51 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from clipmat.data.expressions import swap_left_right
 from clipmat.data.miniworld import MiniWorld
+from clipmat.data.refmatte import load_alpha, load_image, load_records
 from clipmat.data.samples import build_sample, unique_keyword_flags
 from clipmat.training.config import TrainConfig
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 N_TEMPLATES = 64  # template ids are drawn below this; the prompt takes them modulo its count
 
 
-class RefMatteFolder:
-    """A folder in the RefMatte layout (``<split>/img``, ``<split>/mask``, label JSON).
+class RecordSampler:
+    """Random samples from a RefMatte-layout split, read by :mod:`clipmat.data.refmatte`.
 
-    Reads ``refmatte_<split>_label.json`` (keyed by mask stem: ``image_name``, ``keyword``,
-    ``expressions``) next to or inside the split folder; RW100's ``image/`` folder name and
-    ``refmatte_rw100_label.json`` are accepted too. A missing keyword falls back to the first
-    expression.
+    An entity whose keyword repeats in its image is trained with an expression instead.
 
     Args:
         root: the dataset folder.
         split: "train", "test" or "rw100".
     """
 
-    def __init__(self, root: str | Path, split: str = "test") -> None:
-        self.root = Path(root)
-        base = self.root / split if (self.root / split).is_dir() else self.root
-        candidates = [
-            self.root / f"refmatte_{split}_label.json",
-            base / f"refmatte_{split}_label.json",
-            *sorted(self.root.glob("*label*.json")),
-        ]
-        label = next((p for p in candidates if p.is_file()), None)
-        if label is None:
-            raise FileNotFoundError(
-                f"no label file under {self.root}: expected refmatte_{split}_label.json "
-                "(the RefMatte layout: <split>/img, <split>/mask, refmatte_<split>_label.json)"
-            )
-        self.labels: dict[str, dict] = json.loads(label.read_text())
-        img_dir = base / "img" if (base / "img").is_dir() else base / "image"
-        self.img_dir, self.mask_dir = img_dir, base / "mask"
-        if not self.img_dir.is_dir() or not self.mask_dir.is_dir():
-            raise FileNotFoundError(f"{base} needs img/ (or image/) and mask/ folders")
-        self.entities = sorted(k for k in self.labels if (self.mask_dir / f"{k}.png").is_file())
-        if not self.entities:
-            raise ValueError(f"{label} names no entity with a mask in {self.mask_dir}")
-        by_image: dict[str, list[str]] = {}
-        for stem in self.entities:
-            by_image.setdefault(self.labels[stem]["image_name"], []).append(stem)
-        self.by_image = by_image
+    def __init__(self, root: str | Path, split: str = "train") -> None:
+        self.records = load_records(root, split)
+        if not self.records:
+            raise ValueError(f"{root} ({split}) holds no annotated entity")
+        by_image: dict[str, list[int]] = {}
+        for i, rec in enumerate(self.records):
+            by_image.setdefault(rec.image_name, []).append(i)
+        self.unique = [False] * len(self.records)
+        for rows in by_image.values():
+            flags = unique_keyword_flags([self.records[i].keyword for i in rows])
+            for i, flag in zip(rows, flags, strict=True):
+                self.unique[i] = flag
 
     def __len__(self) -> int:
-        return len(self.entities)
+        return len(self.records)
 
-    def keyword(self, stem: str) -> str:
-        rec = self.labels[stem]
-        return str(rec.get("keyword") or rec.get("category") or rec["expressions"][0])
-
-    def image(self, image_name: str) -> np.ndarray:
-        """(H, W, 3) uint8 RGB photo."""
-        for suffix in IMAGE_SUFFIXES:
-            path = self.img_dir / f"{image_name}{suffix}"
-            if path.is_file():
-                return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        raise FileNotFoundError(f"image {image_name} not found in {self.img_dir}")
-
-    def alpha(self, stem: str) -> np.ndarray:
-        """(H, W) float32 alpha in [0, 1]."""
-        mask = cv2.imread(str(self.mask_dir / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        scale = 65535.0 if mask.dtype == np.uint16 else 255.0
-        return mask.astype(np.float32) / scale
-
-    def sample(self, stem: str, setting: str, rng: np.random.Generator) -> dict:
-        """The sample dict (clipmat.data.samples) of one entity with a random text of ``setting``."""
-        rec = self.labels[stem]
-        exprs = list(rec.get("expressions", []))
-        keyword = self.keyword(stem)
-        siblings = self.by_image[rec["image_name"]]
-        unique = unique_keyword_flags([self.keyword(s) for s in siblings])[siblings.index(stem)]
-        if setting == "keyword" and not unique and exprs:
+    def sample(self, index: int, setting: str, rng: np.random.Generator) -> dict:
+        """The sample dict (clipmat.data.samples) of entity ``index`` with a random text."""
+        rec = self.records[index]
+        if setting == "keyword" and not self.unique[index] and rec.expressions:
             setting = "expression"
-        text = keyword if setting == "keyword" else str(exprs[int(rng.integers(len(exprs)))])
+        if setting == "keyword":
+            text = rec.keyword
+        else:
+            text = rec.expressions[int(rng.integers(len(rec.expressions)))]
         return build_sample(
-            self.image(rec["image_name"]), self.alpha(stem), keyword, exprs, setting, text,
-            rec["image_name"], stem,
+            load_image(rec.image_path), load_alpha(rec.mask_path), rec.keyword, rec.expressions,
+            setting, text, rec.image_name, rec.entity,
         )  # fmt: skip
 
 
@@ -160,7 +121,7 @@ class BatchStream(IterableDataset):
         super().__init__()
         self.cfg, self.size, self.rank, self.start = cfg, size, rank, start_step
         self._world: MiniWorld | None = None
-        self._folder: RefMatteFolder | None = None
+        self._folder: RecordSampler | None = None
 
     def _setting(self, rng: np.random.Generator) -> str:
         if self.cfg.setting != "mixed":
@@ -177,9 +138,8 @@ class BatchStream(IterableDataset):
             index = (step * 4096 + self.rank * 512 + j) % (2**31 - 1)
             return self._world.sample(index, setting)
         if self._folder is None:
-            self._folder = RefMatteFolder(cfg.data_root, cfg.split)
-        stem = self._folder.entities[int(rng.integers(len(self._folder)))]
-        return self._folder.sample(stem, setting, rng)
+            self._folder = RecordSampler(cfg.data_root, cfg.split)
+        return self._folder.sample(int(rng.integers(len(self._folder))), setting, rng)
 
     def batch(self, step: int) -> dict:
         """The batch of ``step`` for this process."""
