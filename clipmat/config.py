@@ -58,6 +58,7 @@ class CLIPMatConfig:
     fusion: str = "argmax"  # "argmax" (spec 1.7) or "soft": p_fg + p_transition * detail
     # What training may update
     train_image_tower: bool = True  # False freezes the CLIP image tower
+    train_text_tower: bool = False  # True fine-tunes the text tower too (the paper freezes it)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (provenance, licence)
 
     def __post_init__(self) -> None:

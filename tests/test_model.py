@@ -62,7 +62,14 @@ def _loss_backward(model: clipmat.CLIPMat) -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides", [{}, {"popup": False}, {"details": False}, {"train_image_tower": False}]
+    "overrides",
+    [
+        {},
+        {"popup": False},
+        {"details": False},
+        {"train_image_tower": False},
+        {"train_text_tower": True},
+    ],
 )
 def test_gradients_reach_trainable_and_spare_frozen(overrides):
     torch.manual_seed(0)
@@ -78,7 +85,8 @@ def test_gradients_reach_trainable_and_spare_frozen(overrides):
     frozen_with_grad = [n for n, p in named.items() if not p.requires_grad and p.grad is not None]
     assert not frozen_with_grad
     text_tower = [n for n in named if n.startswith("backbone.clip.transformer.")]
-    assert text_tower and not any(named[n].requires_grad for n in text_tower)
+    trained_text = [n for n in text_tower if named[n].requires_grad]
+    assert text_tower and bool(trained_text) == overrides.get("train_text_tower", False)
     assert named["prompt.context"].requires_grad
     image_tower = [n for n in named if n.startswith("backbone.clip.visual.transformer.")]
     assert any(named[n].requires_grad for n in image_tower) == overrides.get(

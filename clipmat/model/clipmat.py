@@ -91,11 +91,11 @@ class CLIPMat(nn.Module):
         self.apply_freezing()
 
     def apply_freezing(self) -> None:
-        """Freeze what the config says training must not update: the text tower (always; only the
-        context vectors learn), the image tower when ``train_image_tower`` is False, and CLIP
-        parameters CLIPMat never uses."""
+        """Freeze what the config says training must not update: the text tower (unless
+        ``train_text_tower``; the context vectors always learn), the image tower when
+        ``train_image_tower`` is False, and CLIP parameters CLIPMat never uses."""
         for p in self.backbone.text_parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(self.cfg.train_text_tower)
         if not self.cfg.train_image_tower:
             for p in self.backbone.clip.visual.parameters():
                 p.requires_grad_(False)

@@ -61,9 +61,10 @@ def build_model(cfg: TrainConfig) -> CLIPMat:
 
 
 def param_groups(model: CLIPMat, cfg: TrainConfig) -> list[dict]:
-    """AdamW groups: new modules at ``lr``, the CLIP image tower at ``lr_image``; no weight decay
-    on biases, norms, embeddings and context vectors."""
-    visual = {id(p) for p in model.backbone.clip.visual.parameters()}
+    """AdamW groups: new modules at ``lr``, the CLIP towers (the image tower, and the text tower
+    when it is trained) at ``lr_image``; no weight decay on biases, norms, embeddings and
+    context vectors."""
+    visual = {id(p) for p in model.backbone.clip.parameters()}
     groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
