@@ -125,11 +125,11 @@ def build_demo(
     service = service or MatteService(pool)
     names = pool.names()
 
-    def matte_fn(image, phrase, predictor, progress=gr.Progress()):  # noqa: B008
+    def matte_fn(image, phrase, predictor, refine=True, progress=gr.Progress()):  # noqa: B008
         if not predictor:
             raise gr.Error(_no_predictor_text(pool))
         try:
-            matte = service.matte(image, phrase, predictor, progress=progress)
+            matte = service.matte(image, phrase, predictor, refine=bool(refine), progress=progress)
         except (ValueError, TypeError) as err:
             raise gr.Error(str(err)) from None
         for note in matte.notes:
@@ -141,18 +141,18 @@ def build_demo(
             status_text(matte),
             str(folder / "cutout.png"),
             str(folder / "matte16.png"),
-            {"phrase": phrase, "predictor": predictor},
+            {"phrase": phrase, "predictor": predictor, "refine": bool(refine)},
         )
 
     if spaces is not None:
         matte_fn = spaces.GPU(matte_fn)
 
-    def edit_fn(image, phrase, predictor, mode, effects, strength, color, background):
+    def edit_fn(image, phrase, predictor, mode, effects, strength, color, background, refine=True):
         if not predictor:
             raise gr.Error(_no_predictor_text(pool))
         try:
             settings = EditSettings(mode, tuple(effects or ()), float(strength), color, background)
-            matte = service.matte(image, phrase, predictor)
+            matte = service.matte(image, phrase, predictor, refine=bool(refine))
             return str(service.edit_file(matte, settings))
         except (ValueError, TypeError) as err:
             raise gr.Error(str(err)) from None
@@ -161,8 +161,9 @@ def build_demo(
         if image is None or not last:
             return None
         return edit_fn(
-            image, last["phrase"], last["predictor"], mode, effects, strength, color, background
-        )
+            image, last["phrase"], last["predictor"], mode, effects, strength, color, background,
+            last["refine"],
+        )  # fmt: skip
 
     def select_predictor(name: str, progress=gr.Progress()):  # noqa: B008
         try:
@@ -212,6 +213,11 @@ def build_demo(
                     label="Predictor",
                     elem_id="predictor",
                     allow_custom_value=False,
+                )
+                refine = gr.Checkbox(
+                    value=True,
+                    label="Refine edges (closed-form matting of the hair and fur band; slower)",
+                    elem_id="refine",
                 )
                 predictor_info = gr.Markdown(predictor_text(pool, default))
             with gr.Column(scale=8, min_width=480):
@@ -283,7 +289,7 @@ def build_demo(
         matte_outputs = [matte_img, overlay_img, status, cutout_btn, matte_btn, last]
         matte_event = dict(
             fn=matte_fn,
-            inputs=[image, phrase, predictor],
+            inputs=[image, phrase, predictor, refine],
             outputs=matte_outputs,
             concurrency_limit=MATTE_CONCURRENCY,
             concurrency_id="matte",
@@ -320,7 +326,7 @@ def build_demo(
         api_edit = gr.Button(visible=False)
         api_edit.click(
             edit_fn,
-            [image, phrase, predictor, *edit_inputs],
+            [image, phrase, predictor, *edit_inputs, refine],
             edit_img,
             api_name="edit",
             concurrency_limit=EDIT_CONCURRENCY,

@@ -157,9 +157,18 @@ class MatteService:
         self.stats = {"mattes": 0, "hits": 0}
 
     def matte(
-        self, image: Any, phrase: Any, predictor: str, *, progress: Callable | None = None
+        self,
+        image: Any,
+        phrase: Any,
+        predictor: str,
+        *,
+        refine: bool = False,
+        progress: Callable | None = None,
     ) -> Matte:
         """The matte of ``phrase`` on ``image`` by ``predictor``, from the cache when it is there.
+
+        ``refine`` re-mattes the transition band in closed form (CLIPMat predictors; the
+        zero-shot predictor always mattes that way).
 
         Raises:
             ValueError / TypeError: for a bad photo, phrase or predictor, with what is accepted.
@@ -169,7 +178,7 @@ class MatteService:
         step(0.05, desc="Reading the photo")
         photo = read_photo(image, max_side=self.max_side, max_pixels=self.max_pixels)
         key = hashlib.blake2b(
-            f"{photo.key}|{predictor}|{text}".encode(), digest_size=12
+            f"{photo.key}|{predictor}|{text}|{refine}".encode(), digest_size=12
         ).hexdigest()
         with self._lock:
             if key in self._cache:
@@ -177,7 +186,7 @@ class MatteService:
                 self.stats["hits"] += 1
                 return self._cache[key]
         step(0.2, desc=f"Matting '{text}' with {predictor}")
-        result = self.pool.predict(predictor, photo.rgb, text)
+        result = self.pool.predict(predictor, photo.rgb, text, refine=refine)
         notes = photo.notes + phrase_notes
         if result.unsure:
             notes.append(

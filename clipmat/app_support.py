@@ -224,10 +224,17 @@ class PredictorPool:
             self._locks[name] = threading.Lock()
             return predictor
 
-    def predict(self, name: str, photo: np.ndarray, phrase: str) -> MattingResult:
-        """Run predictor ``name`` on one photo and phrase; calls on one predictor are serialised."""
+    def predict(
+        self, name: str, photo: np.ndarray, phrase: str, *, refine: bool = False
+    ) -> MattingResult:
+        """Run predictor ``name`` on one photo and phrase; calls on one predictor are serialised.
+
+        ``refine`` applies to CLIPMat predictors (the zero-shot one always mattes in closed form).
+        """
         predictor = self.get(name)
         with self._locks[name]:
+            if refine and isinstance(predictor, CLIPMatPredictor):
+                return predictor.predict(photo, phrase, refine=True)
             return predictor.predict(photo, phrase)
 
 

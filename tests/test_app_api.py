@@ -24,6 +24,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpers import assert_same_image  # noqa: E402
+
 import app  # noqa: E402
 
 CAT = str(ROOT / "examples" / "photo_cat.jpg")
@@ -50,7 +52,8 @@ def _read(path: str) -> np.ndarray:
 
 
 def _matte(client: Client, image: str, phrase: str) -> tuple:
-    return client.predict(handle_file(image), phrase, RANDOM_TINY, api_name="/matte")
+    # refine=False: these checks compare with the plain prediction, exactly
+    return client.predict(handle_file(image), phrase, RANDOM_TINY, False, api_name="/matte")
 
 
 def test_matte_endpoint_matches_predictor(served):
@@ -60,12 +63,14 @@ def test_matte_endpoint_matches_predictor(served):
     alpha = predictor.predict(photo, "the cat").alpha
     got = np.asarray(Image.open(matte))
     assert got.shape == photo.shape[:2]
-    assert np.abs(got.astype(int) - editing.matte_to_bits(alpha, 8)).max() <= 1
-    np.testing.assert_allclose(editing.load_matte(matte16), alpha, atol=2e-5)
-    assert np.abs(_read(over).astype(int) - overlay(photo, alpha)).max() <= 1
+    assert_same_image(got, editing.matte_to_bits(alpha, 8))
+    assert_same_image(
+        editing.matte_to_bits(editing.load_matte(matte16), 16), editing.matte_to_bits(alpha, 16)
+    )
+    assert_same_image(_read(over), overlay(photo, alpha))
     rgba = np.asarray(Image.open(cutout))
     assert rgba.shape == (*photo.shape[:2], 4)
-    assert np.abs(rgba.astype(int) - editing.cutout(photo, alpha)).max() <= 1
+    assert_same_image(rgba, editing.cutout(photo, alpha))
     assert RANDOM_TINY in status and "the cat" in status
 
 
@@ -89,12 +94,13 @@ def test_edit_endpoint_matches_editing_layer(served, mode, expected):
         0.4,
         "#ff8800",
         None,
+        False,
         api_name="/edit",
     )
     photo = load_image(CAT)
     alpha = predictor.predict(photo, "the cat").alpha
     got = np.asarray(Image.open(out))
-    assert np.abs(got.astype(int) - expected(photo, alpha)).max() <= 1
+    assert_same_image(got, expected(photo, alpha))
 
 
 def test_edit_with_uploaded_background_is_fast(served, tmp_path, rng):
@@ -103,7 +109,7 @@ def test_edit_with_uploaded_background_is_fast(served, tmp_path, rng):
     sky[..., 2] = 255
     Image.fromarray(sky).save(tmp_path / "sky.png")
     args = (handle_file(CAT), "a cat", RANDOM_TINY)
-    client.predict(*args, "color", [], 0.5, "#00ff00", None, api_name="/edit")  # matte once
+    client.predict(*args, "color", [], 0.5, "#00ff00", None, False, api_name="/edit")  # matte once
     start = time.perf_counter()
     out = client.predict(
         *args,
@@ -112,13 +118,14 @@ def test_edit_with_uploaded_background_is_fast(served, tmp_path, rng):
         0.5,
         "#00ff00",
         handle_file(str(tmp_path / "sky.png")),
+        False,
         api_name="/edit",
     )
     assert time.perf_counter() - start < 1.0
     photo = load_image(CAT)
     alpha = predictor.predict(photo, "a cat").alpha
     want = editing.replace_background(photo, alpha, sky)
-    assert np.abs(np.asarray(Image.open(out)).astype(int) - want).max() <= 1
+    assert_same_image(Image.open(out), want)
 
 
 def _error(client: Client, image: str, phrase: str) -> str:
@@ -169,7 +176,7 @@ def test_awkward_images_get_sane_results(served, tmp_path, rng):
         got = np.asarray(Image.open(matte))
         assert got.shape == shape, name
         want = predictor.predict(read_photo(path, max_side=MAX_SIDE).rgb, "the cat").alpha
-        assert np.abs(got.astype(int) - editing.matte_to_bits(want, 8)).max() <= 1, name
+        assert_same_image(got, editing.matte_to_bits(want, 8), name)
         if name == "big.png":
             assert "scaled to 512x341" in status
 
@@ -195,4 +202,16 @@ def test_concurrent_clients_all_answered(served):
     photo = load_image(CAT)
     for phrase, (matte, *_rest) in zip(phrases, results, strict=True):
         want = editing.matte_to_bits(predictor.predict(photo, phrase).alpha, 8)
-        assert np.abs(np.asarray(Image.open(matte)).astype(int) - want).max() <= 1
+        assert_same_image(Image.open(matte), want)
+
+
+def test_matte_is_refined_by_default(served):
+    """The UI and API refine the transition band unless told not to."""
+    client, predictor = served
+    default = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, api_name="/matte")
+    photo = load_image(CAT)
+    plain = predictor.predict(photo, "the cat").alpha
+    refined = predictor.predict(photo, "the cat", refine=True).alpha
+    got = editing.load_matte(default[4])
+    assert np.abs(refined - plain).max() > 0.05  # the refiner really changes the band
+    assert np.abs(got - refined).mean() < 0.2 * np.abs(plain - refined).mean()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_same_image
 from PIL import Image
 
 import editing
@@ -62,6 +63,7 @@ def test_upload_type_run_shows_the_matte_and_edit(page_and_predictor, tmp_path):
     page, predictor = page_and_predictor
     page.locator("#photo input[type=file]").set_input_files(str(CAT))
     page.locator("#phrase textarea").fill("the cat")
+    page.locator("#refine input[type=checkbox]").uncheck()  # compare with the plain prediction
     page.locator("#run").click()
     page.wait_for_function(
         "document.querySelector('#status').innerText.includes('matted')", timeout=60_000
@@ -71,11 +73,11 @@ def test_upload_type_run_shows_the_matte_and_edit(page_and_predictor, tmp_path):
     matte = _shown(page, "matte")
     assert matte.shape[:2] == photo.shape[:2]
     gray = matte if matte.ndim == 2 else matte[..., 0]
-    assert np.abs(gray.astype(int) - editing.matte_to_bits(alpha, 8)).max() <= 1
+    assert_same_image(gray, editing.matte_to_bits(alpha, 8))
     page.wait_for_selector("#edit img", timeout=60_000)
     edit = _shown(page, "edit")[..., :3]
     want = editing.highlight(photo, alpha, effect="dim", strength=0.6)
-    assert np.abs(edit.astype(int) - want).max() <= 1
+    assert_same_image(edit, want)
     assert "random-tiny" in page.locator("#status").inner_text()
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
     assert (tmp_path / "app.png").stat().st_size > 10_000
