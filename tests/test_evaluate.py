@@ -116,3 +116,19 @@ def test_rw100_uses_the_fixed_expression(tmp_path, rng):
     assert sorted(t for _, pairs in items for t, _ in pairs) == ["p e3", "q e1"]
     every = list(folder_items(root, "rw100", "expression"))
     assert sum(len(pairs) for _, pairs in every) == 8
+
+
+def test_selection_accuracy_separates_grounding_from_edges(tmp_path, rng):
+    """A matte on the right entity but with poor edges misses IoU > 0.5 yet is still selected."""
+    _write_folder(tmp_path, rng)
+    items = [it for it in folder_items(tmp_path, "test", "keyword") if len(it[1]) == 2]
+    ((image, pairs),) = items
+    (_, first), (_, second) = pairs
+    blurry = lambda a: np.clip(a * 0.3, 0, 1).astype(np.float32)  # noqa: E731
+    right = evaluate(lambda img, texts: [blurry(first), blurry(second)], items)
+    assert right["grounding_accuracy"] == 0.0 and right["selection_accuracy"] == 1.0
+    swapped = evaluate(lambda img, texts: [second, first], items)
+    assert swapped["selection_accuracy"] == 0.0 and swapped["grounding_accuracy"] == 0.0
+    single = evaluate(lambda img, texts: [gt for _, gt in pairs][: len(texts)],
+                      list(folder_items(tmp_path, "test", "keyword"))[:1])  # fmt: skip
+    assert np.isnan(single["selection_accuracy"])
