@@ -125,7 +125,7 @@ def build_demo(
     service = service or MatteService(pool)
     names = pool.names()
 
-    def matte_fn(image, phrase, predictor, refine=True, progress=gr.Progress()):  # noqa: B008
+    def matte_fn(image, phrase, predictor, refine=False, progress=gr.Progress()):  # noqa: B008
         if not predictor:
             raise gr.Error(_no_predictor_text(pool))
         try:
@@ -147,7 +147,7 @@ def build_demo(
     if spaces is not None:
         matte_fn = spaces.GPU(matte_fn)
 
-    def edit_fn(image, phrase, predictor, mode, effects, strength, color, background, refine=True):
+    def edit_fn(image, phrase, predictor, mode, effects, strength, color, background, refine=False):
         if not predictor:
             raise gr.Error(_no_predictor_text(pool))
         try:
@@ -215,8 +215,9 @@ def build_demo(
                     allow_custom_value=False,
                 )
                 refine = gr.Checkbox(
-                    value=True,
-                    label="Refine edges (closed-form matting of the hair and fur band; slower)",
+                    value=False,
+                    label="Refine edges (closed-form matting of the hair and fur band; slower, "
+                    "best on large photos of fuzzy objects)",
                     elem_id="refine",
                 )
                 predictor_info = gr.Markdown(predictor_text(pool, default))

@@ -110,7 +110,12 @@ def trimap_from_probability(
 
 
 def trimap_from_alpha(
-    alpha: np.ndarray, *, band: int = 4, low: float = ALPHA_LOW, high: float = ALPHA_HIGH
+    alpha: np.ndarray,
+    *,
+    band: int = 4,
+    low: float = ALPHA_LOW,
+    high: float = ALPHA_HIGH,
+    reach: int | None = None,
 ) -> np.ndarray:
     """A trimap whose unknown region is a coarse alpha's transition, widened by ``band`` pixels.
 
@@ -119,6 +124,9 @@ def trimap_from_alpha(
         band: pixels the transition region (``low < alpha < high``) and the 0.5 contour are
             dilated by.
         low, high: alpha levels below/above which a pixel is sure background/foreground.
+        reach: when given, soft pixels count as unknown only within this many pixels of the
+            object (``alpha > 0.5``); farther ones are low-level noise of the coarse matte and
+            become background, so the solver cannot spread the matte onto other objects.
 
     Returns:
         (H, W) uint8 trimap (0, 128, 255).
@@ -131,6 +139,12 @@ def trimap_from_alpha(
     soft = ~(fg | bg)
     # The 0.5 contour gets a band even where the coarse alpha jumps straight from 0 to 1.
     edge = cv2.morphologyEx((a > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3)))
+    if reach is not None:
+        size = 2 * max(reach, 0) + 1
+        near = cv2.dilate(
+            (a > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        )
+        soft &= near > 0
     unknown = (soft | (edge > 0)).astype(np.uint8)
     if band:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
@@ -307,7 +321,12 @@ def matte_from_trimap(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
 
 
 def refine_alpha(
-    image: np.ndarray, alpha: np.ndarray, *, max_side: int = 1024, band: int = 4
+    image: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    max_side: int = 1024,
+    band: int = 4,
+    reach: float = 0.06,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refine the transition region of a coarse alpha (CLIPMat's optional refiner).
 
@@ -320,6 +339,8 @@ def refine_alpha(
         alpha: (H, W) float in [0, 1], the coarse matte at the photo's size.
         max_side: long side of the working resolution.
         band: unknown-band dilation in working pixels.
+        reach: how far from the object (``alpha > 0.5``) soft pixels are re-matted, as a share
+            of the working long side; softness farther out is treated as background.
 
     Returns:
         (refined alpha (H, W) float32 in [0, 1], trimap (H, W) uint8 at the photo's size).
@@ -333,7 +354,7 @@ def refine_alpha(
     small_alpha = coarse
     if (h, w) != (height, width):
         small_alpha = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_AREA)
-    trimap_small = trimap_from_alpha(small_alpha, band=band)
+    trimap_small = trimap_from_alpha(small_alpha, band=band, reach=round(reach * max(h, w)))
     trimap = cv2.resize(trimap_small, (width, height), interpolation=cv2.INTER_NEAREST)
     unknown = trimap == TRIMAP_UNKNOWN
     if not unknown.any():

@@ -205,10 +205,10 @@ def test_concurrent_clients_all_answered(served):
         assert_same_image(Image.open(matte), want)
 
 
-def test_matte_is_refined_by_default(served):
-    """The UI and API refine the transition band unless told not to."""
+def test_matte_is_refined_on_request(served):
+    """refine=True re-mattes the transition band in closed form; it is off by default."""
     client, predictor = served
-    default = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, api_name="/matte")
+    default = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, True, api_name="/matte")
     photo = load_image(CAT)
     plain = predictor.predict(photo, "the cat").alpha
     refined = predictor.predict(photo, "the cat", refine=True).alpha

@@ -63,7 +63,6 @@ def test_upload_type_run_shows_the_matte_and_edit(page_and_predictor, tmp_path):
     page, predictor = page_and_predictor
     page.locator("#photo input[type=file]").set_input_files(str(CAT))
     page.locator("#phrase textarea").fill("the cat")
-    page.locator("#refine input[type=checkbox]").uncheck()  # compare with the plain prediction
     page.locator("#run").click()
     page.wait_for_function(
         "document.querySelector('#status').innerText.includes('matted')", timeout=60_000

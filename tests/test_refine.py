@@ -157,3 +157,17 @@ def test_clipmat_predictor_refine_option():
     assert set(np.unique(refined.trimap)) <= {0, 128, 255}
     known = refined.trimap != refine.TRIMAP_UNKNOWN
     np.testing.assert_array_equal(refined.alpha[known], plain.alpha[known])
+
+
+def test_trimap_reach_keeps_far_soft_noise_out_of_the_unknown_band():
+    from clipmat.refine import TRIMAP_BG, TRIMAP_UNKNOWN, trimap_from_alpha
+
+    alpha = np.zeros((60, 60), np.float32)
+    alpha[20:40, 5:25] = 1.0  # the object
+    alpha[20:40, 45:58] = 0.2  # faint noise on another object far away
+    wide = trimap_from_alpha(alpha, band=2)
+    near = trimap_from_alpha(alpha, band=2, reach=5)
+    assert (wide[25:35, 48:55] == TRIMAP_UNKNOWN).all()
+    assert (near[25:35, 48:55] == TRIMAP_BG).all()
+    # the object's own contour stays unknown either way
+    assert near[30, 25] == TRIMAP_UNKNOWN and wide[30, 25] == TRIMAP_UNKNOWN
