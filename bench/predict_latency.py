@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import median_time  # noqa: E402
+
 import clipmat  # noqa: E402
 
 TARGET_WHOLE = 1.3
 TARGET_SECOND = 0.15
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _photo(height: int, width: int) -> np.ndarray:
@@ -75,18 +65,22 @@ def main(argv: list[str] | None = None) -> None:
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
 
     with torch.inference_mode():
-        bare = _median_time(
-            lambda: model.backbone.clip.visual(model.backbone.normalize(x)), args.repeats
+        bare = median_time(
+            lambda: model.backbone.clip.visual(model.backbone.normalize(x)),
+            args.repeats,
+            warmup=True,
         )
 
     def whole() -> None:
         predictor.clear_cache()
         predictor.predict(photo, "the cat with white and black fur")
 
-    first = _median_time(whole, args.repeats)
+    first = median_time(whole, args.repeats, warmup=True)
     predictor.predict(photo, "warm the cache")
-    second = _median_time(lambda: predictor.predict(photo, "the dog on the left"), args.repeats)
-    second_kw = _median_time(lambda: predictor.predict(photo, "dog"), args.repeats)
+    second = median_time(
+        lambda: predictor.predict(photo, "the dog on the left"), args.repeats, warmup=True
+    )
+    second_kw = median_time(lambda: predictor.predict(photo, "dog"), args.repeats, warmup=True)
 
     print(f"model {args.model}, input {side}x{side}, {torch.get_num_threads()} threads, CPU")
     print(f"bare open_clip image encoder      {bare * 1000:8.1f} ms")

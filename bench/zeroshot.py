@@ -10,10 +10,7 @@ size) is timed in the same run for comparison.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,21 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import median_time  # noqa: E402
+
 from clipmat import refine  # noqa: E402
 from clipmat.factory import get_model_config  # noqa: E402
 from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, create_backbone  # noqa: E402
 
 SIDE = 512
 PHOTO_12MP = (3000, 4000)
-
-
-def _median(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _photo() -> np.ndarray:
@@ -71,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     x = backbone.normalize(torch.rand(1, 3, SIDE, SIDE))
     with torch.inference_mode():
         backbone.clip.encode_image(x)  # warm-up
-        bare = _median(lambda: backbone.clip.encode_image(x), args.repeats)
-        dense = _median(lambda: backbone.encode_dense(x), args.repeats)
+        bare = median_time(lambda: backbone.clip.encode_image(x), args.repeats)
+        dense = median_time(lambda: backbone.encode_dense(x), args.repeats)
     print(f"bare image encoder (open_clip forward), ViT-B/16 at {SIDE}x{SIDE}: {bare:.3f} s")
     print(f"dense encoder (ClearCLIP last block), ViT-B/16 at {SIDE}x{SIDE}: {dense:.3f} s")
 
@@ -80,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor.clear_cache()
         predictor.predict(photo, "the astronaut")
 
-    first = _median(first_phrase, args.repeats)
+    first = median_time(first_phrase, args.repeats)
     r = predictor.predict(photo, "the astronaut")
     unknown = float((r.trimap == refine.TRIMAP_UNKNOWN).mean())
     print(
@@ -88,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(random weights; unknown area {unknown:.1%} of the image)"
     )
     phrases = iter(f"the flag number {i}" for i in range(10 * args.repeats))
-    cached = _median(lambda: predictor.predict(photo, next(phrases)), args.repeats)
+    cached = median_time(lambda: predictor.predict(photo, next(phrases)), args.repeats)
     print(f"zero-shot predict, cached image, new phrase: {cached:.3f} s")
 
     for band in (8, 12):
         trimap = _disk_trimap(SIDE, band)
         share = float((trimap == refine.TRIMAP_UNKNOWN).mean())
-        cf = _median(lambda t=trimap: refine.closed_form_alpha(photo, t), args.repeats)
+        cf = median_time(lambda t=trimap: refine.closed_form_alpha(photo, t), args.repeats)
         print(
             f"closed-form matting at {SIDE}x{SIDE}, disk trimap band {band} px "
             f"(unknown {share:.1%}): {cf:.3f} s"
@@ -105,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.ellipse(coarse, (2000, 1500), (1100, 1300), 0, 0, 360, 1.0, -1)
     coarse = cv2.GaussianBlur(coarse, (0, 0), 12)
     refine.refine_alpha(big, coarse)  # warm-up
-    seconds = _median(lambda: refine.refine_alpha(big, coarse), args.repeats)
+    seconds = median_time(lambda: refine.refine_alpha(big, coarse), args.repeats)
     _, trimap = refine.refine_alpha(big, coarse)
     share = float((trimap == refine.TRIMAP_UNKNOWN).mean())
     print(
@@ -113,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         f"unknown {share:.1%}): {seconds:.3f} s"
     )
     low = cv2.resize(coarse, (1024, 768), interpolation=cv2.INTER_AREA)
-    up = _median(lambda: refine.guided_upsample(low, big), args.repeats)
+    up = median_time(lambda: refine.guided_upsample(low, big), args.repeats)
     print(f"  of which guided upsampling 1024x768 -> 4000x3000: {up:.3f} s")
     return 0
 
