@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipmat import hub
+from clipmat.download import hub_reachable
 from clipmat.factory import create_model, load_model
 from clipmat.imageio import ImageInputError, limit_size, load_image
 from clipmat.predictor import CLIPMatPredictor, MattingResult
@@ -122,6 +124,9 @@ class Choice:
     reason: str = ""
 
 
+ZEROSHOT = "zeroshot-vitb16"
+
+
 class PredictorPool:
     """Predictors by name, loaded on first use and kept; one lock per predictor.
 
@@ -172,10 +177,29 @@ class PredictorPool:
             )
         pool = cls(extra, **kwargs)
         if name in (None, "auto"):
-            name = next((c.name for c in pool.choices() if c.available), None)
+            name = pool.auto_choice()
         if name is not None:
             pool.get(name)
         return pool, name
+
+    def auto_choice(self) -> str | None:
+        """The best predictor to start with: a trained CLIPMat whose weights are here, else
+        zero-shot (its CLIP is downloaded now when downloads are allowed and the hub answers a
+        3-second probe), else the first available one (mini-world), else None."""
+        available = [c.name for c in self.choices() if c.available]
+        trained = [n for n in available if PREDICTORS.get(n) and PREDICTORS[n].kind == "clipmat"]
+        trained = [n for n in trained if n != "mini-world"]
+        if trained:
+            return trained[0]
+        if ZEROSHOT in available:
+            return ZEROSHOT
+        if hub.downloads_allowed(self.allow_download) and hub_reachable():
+            try:
+                self.get(ZEROSHOT)
+                return ZEROSHOT
+            except ValueError:
+                pass  # the download failed: fall back to what is here
+        return available[0] if available else None
 
     def choices(self) -> list[Choice]:
         """Every predictor: the extra ones first, then the registered ones with availability."""

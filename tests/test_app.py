@@ -243,3 +243,32 @@ def test_photo_bytes_round_trip(rng):
     buf = io.BytesIO()
     Image.fromarray(_photo(rng)).save(buf, format="PNG")
     assert read_photo(buf.getvalue()).rgb.shape == (96, 128, 3)
+
+
+def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(monkeypatch):
+    """With a network, auto fetches CLIP for zero-shot; when that fails, it falls back."""
+    import clipmat.app_support as support
+
+    loaded = []
+
+    def fake_load(name, **kwargs):
+        loaded.append(name)
+        if name == support.ZEROSHOT:
+            return support.create_random_tiny()  # stands in for the downloaded zero-shot model
+        raise AssertionError(f"unexpected load of {name}")
+
+    monkeypatch.setattr(support, "load_predictor", fake_load)
+    monkeypatch.setattr(support, "hub_reachable", lambda *a, **k: True)
+    pool = support.PredictorPool(allow_download=True)
+    assert pool.auto_choice() == support.ZEROSHOT and loaded == [support.ZEROSHOT]
+
+    def failing_load(name, **kwargs):
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(support, "load_predictor", failing_load)
+    fallback = support.PredictorPool(allow_download=True)
+    here = [c.name for c in fallback.choices() if c.available]
+    assert fallback.auto_choice() == (here[0] if here else None)
+    monkeypatch.setattr(support, "hub_reachable", lambda *a, **k: pytest.fail("probed offline"))
+    offline = support.PredictorPool(allow_download=False)
+    assert offline.auto_choice() == (here[0] if here else None)
