@@ -116,15 +116,14 @@ class CLIPBackbone(nn.Module):
         """(B, 3, H, W) floats in [0, 1] -> CLIP-normalised."""
         return (images - self.mean) / self.std
 
-    def encode_image_levels(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Multi-level visual tokens.
+    def _embed_patches(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Patch embedding, CLS, positional embedding (resized to the grid) and ``ln_pre``.
 
         Args:
             images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
 
         Returns:
-            Four tensors (B, 1 + h*w, Dv), the outputs of the blocks in ``feature_layers``,
-            with h = H / P and w = W / P; token 0 is CLS.
+            ((B, 1 + h*w, Dv) tokens ready for the first block, (h, w)).
         """
         visual = self.clip.visual
         p = self.patch_size
@@ -137,8 +136,20 @@ class CLIPBackbone(nn.Module):
         cls = visual.class_embedding.to(x.dtype).expand(b, 1, -1)
         x = torch.cat([cls, x], dim=1)  # (B, 1 + h*w, Dv)
         x = x + _resize_grid_embedding(visual.positional_embedding, grid).to(x.dtype)
-        x = visual.patch_dropout(x)
-        x = visual.ln_pre(x)
+        return visual.ln_pre(visual.patch_dropout(x)), grid
+
+    def encode_image_levels(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Multi-level visual tokens.
+
+        Args:
+            images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
+
+        Returns:
+            Four tensors (B, 1 + h*w, Dv), the outputs of the blocks in ``feature_layers``,
+            with h = H / P and w = W / P; token 0 is CLS.
+        """
+        x, _ = self._embed_patches(images)
+        visual = self.clip.visual
         indices = [i - 1 for i in self.feature_layers]
         _, levels = visual.transformer.forward_intermediates(x, indices=indices, stop_early=True)
         return levels
@@ -163,15 +174,7 @@ class CLIPBackbone(nn.Module):
             raise ValueError(f"method must be one of {DENSE_METHODS}, got {method!r}")
         visual = self.clip.visual
         blocks = visual.transformer.resblocks
-        p = self.patch_size
-        b, _, height, width = images.shape
-        if height % p or width % p:
-            raise ValueError(f"image size {height}x{width} is not a multiple of the patch size {p}")
-        grid = (height // p, width // p)
-        x = visual.conv1(images.to(visual.conv1.weight.dtype)).flatten(2).transpose(1, 2)
-        cls = visual.class_embedding.to(x.dtype).expand(b, 1, -1)
-        x = torch.cat([cls, x], dim=1)  # (B, 1 + h*w, Dv)
-        x = visual.ln_pre(x + _resize_grid_embedding(visual.positional_embedding, grid).to(x.dtype))
+        x, grid = self._embed_patches(images)
         if len(blocks) > 1:
             _, (x,) = visual.transformer.forward_intermediates(
                 x, indices=[len(blocks) - 2], stop_early=True
@@ -191,7 +194,7 @@ class CLIPBackbone(nn.Module):
         out = visual.ln_post(out[:, 1:])
         if visual.proj is not None:
             out = out @ visual.proj
-        return out.reshape(b, grid[0], grid[1], -1)
+        return out.reshape(images.shape[0], grid[0], grid[1], -1)
 
     def encode_text_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Run the text transformer on token embeddings.
