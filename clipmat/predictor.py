@@ -98,21 +98,17 @@ class CLIPMatPredictor:
             (the RGB uint8 photo, its features, whether they came from the cache).
         """
         photo = load_image(image)
-        key = fingerprint(photo)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self.stats["cache_hits"] += 1
-            return photo, cached, True
+        feats, hit = self._cache.get_or_put(fingerprint(photo), lambda: self._encode(photo))
+        self.stats["cache_hits" if hit else "image_encodes"] += 1
+        return photo, feats, hit
+
+    def _encode(self, photo: np.ndarray) -> ImageFeatures:
         cfg = self.model.cfg
         size = model_input_size(
             *photo.shape[:2], short_side=cfg.image_size, multiple=cfg.patch_size
         )
-        x = to_model_input(photo, size).to(self.device)
         with autocast(self.device):
-            feats = self.model.encode_image(x)
-        self.stats["image_encodes"] += 1
-        self._cache.put(key, feats)
-        return photo, feats, False
+            return self.model.encode_image(to_model_input(photo, size).to(self.device))
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -70,6 +71,15 @@ class LRUCache(Generic[T]):
             return None
         self._items.move_to_end(key)
         return self._items[key]
+
+    def get_or_put(self, key: str, compute: Callable[[], T]) -> tuple[T, bool]:
+        """(the value for ``key``, True) when cached, else (``compute()``, now cached, False)."""
+        value = self.get(key)
+        if value is not None:
+            return value, True
+        value = compute()
+        self.put(key, value)
+        return value, False
 
     def put(self, key: str, value: T) -> None:
         self._items[key] = value

@@ -44,3 +44,11 @@ def test_check_phrases():
 def test_select_device():
     assert select_device("cpu") == torch.device("cpu")
     assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_lru_get_or_put_computes_once():
+    cache: LRUCache[int] = LRUCache(2)
+    calls = []
+    assert cache.get_or_put("k", lambda: calls.append(1) or 7) == (7, False)
+    assert cache.get_or_put("k", lambda: calls.append(1) or 8) == (7, True)
+    assert calls == [1]

@@ -121,11 +121,11 @@ class ZeroShotPredictor:
             (the RGB uint8 photo, its cache entry, whether it came from the cache).
         """
         photo = load_image(image)
-        key = fingerprint(photo)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self.stats["cache_hits"] += 1
-            return photo, cached, True
+        entry, hit = self._cache.get_or_put(fingerprint(photo), lambda: self._encode(photo))
+        self.stats["cache_hits" if hit else "image_encodes"] += 1
+        return photo, entry, hit
+
+    def _encode(self, photo: np.ndarray) -> _ImageEntry:
         height, width = photo.shape[:2]
         patch = self.backbone.patch_size
         size = model_input_size(height, width, short_side=self.image_size, multiple=patch)
@@ -133,12 +133,9 @@ class ZeroShotPredictor:
         with autocast(self.device):
             feats = self.backbone.encode_dense(x, method=self.config.method)[0]
         patches = torch.nn.functional.normalize(feats.float(), dim=-1)  # (h, w, E)
-        entry = _ImageEntry(
+        return _ImageEntry(
             photo, patches, refine.working_size(height, width, self.config.matting_side)
         )
-        self.stats["image_encodes"] += 1
-        self._cache.put(key, entry)
-        return photo, entry, False
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         """CLIP text embeddings (N, E) of token ids (N, L), run only up to the longest text.
