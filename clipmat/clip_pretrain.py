@@ -29,15 +29,24 @@ from clipmat.model.backbone import CLIP_MEAN, CLIP_STD, create_clip
 
 
 def caption_batch(
-    world: MiniWorld, step: int, batch_size: int, scene_prob: float, seed: int
+    world: MiniWorld,
+    step: int,
+    batch_size: int,
+    scene_prob: float,
+    seed: int,
+    keyword_prob: float = 0.0,
 ) -> tuple[torch.Tensor, list[str]]:
-    """(B, 3, S, S) float images in [0, 1] and B captions for one step (deterministic)."""
+    """(B, 3, S, S) float images in [0, 1] and B captions for one step (deterministic).
+
+    A share ``scene_prob`` of the pairs are whole scenes, the rest single entities; a share
+    ``keyword_prob`` name their entities by bare keyword instead of by basic expression.
+    """
     rng = np.random.default_rng([seed, step])
     images, captions = [], []
     for j in range(batch_size):
         index = step * batch_size + j
         mode = "scene" if rng.random() < scene_prob else "entity"
-        image, caption = world.caption_pair(index, mode)
+        image, caption = world.caption_pair(index, mode, keyword=rng.random() < keyword_prob)
         if rng.random() < 0.5 and "left" not in caption and "right" not in caption:
             image = image[:, ::-1]
         images.append(np.ascontiguousarray(image))
@@ -56,6 +65,7 @@ def pretrain_clip(
     weight_decay: float = 0.1,
     warmup: int = 100,
     scene_prob: float = 0.3,
+    keyword_prob: float = 0.0,
     seed: int = 0,
     world_seed: int = 0,
     max_minutes: float = 0.0,
@@ -92,7 +102,7 @@ def pretrain_clip(
         f = step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * step / steps))
         for g in opt.param_groups:
             g["lr"] = lr * f
-        images, captions = caption_batch(world, step, batch_size, scene_prob, seed)
+        images, captions = caption_batch(world, step, batch_size, scene_prob, seed, keyword_prob)
         text = open_clip.tokenize(captions, context_length=context)
         img_f, txt_f, scale = clip((images - mean) / std, text)
         loss = loss_fn(img_f, txt_f, scale)
@@ -133,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scene-prob", type=float, default=0.3, help="share of whole scenes")
+    parser.add_argument(
+        "--keyword-prob", type=float, default=0.0, help="share of captions by bare keyword"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long")
     parser.add_argument(
@@ -145,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     summary = pretrain_clip(
         args.model, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, max_minutes=args.max_minutes, stop_step=args.stop_step,
+        seed=args.seed, scene_prob=args.scene_prob, keyword_prob=args.keyword_prob,
+        max_minutes=args.max_minutes, stop_step=args.stop_step,
     )  # fmt: skip
     print(json.dumps(summary))
     return 0

@@ -92,6 +92,10 @@ def test_caption_pairs():
     assert caption == caption2 and np.array_equal(image, image2)
     scene_img, scene_caption = world.caption_pair(3, mode="scene")
     assert " and " in scene_caption
+    _, keyword = world.caption_pair(3, keyword=True)
+    assert keyword in {c["keyword"] for c in world.categories} and keyword != caption
+    _, scene_keywords = world.caption_pair(3, mode="scene", keyword=True)
+    assert scene_keywords == " and ".join(e.keyword for e in world.scene(3).entities)
     with pytest.raises(ValueError, match="mode"):
         world.caption_pair(0, mode="crop")
 

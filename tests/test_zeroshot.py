@@ -132,6 +132,19 @@ def test_encode_dense_matches_the_towers(tiny_backbone):
         bb.encode_dense(x, method="attention")
 
 
+def test_plain_dense_features_average_to_the_image_embedding():
+    """In a CLIP that pools by averaging patch tokens (the mini world's), the plain dense
+    features are exactly the pieces of the image embedding."""
+    torch.manual_seed(1)
+    towers = get_model_config("clipmat-mini").clip
+    assert towers.vision["pool_type"] == "avg"
+    bb = create_backbone(towers).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        dense = bb.encode_dense(x, method="plain")  # (2, 12, 12, E)
+        torch.testing.assert_close(dense.mean(dim=(1, 2)), bb.clip.encode_image(x))
+
+
 def test_short_text_encoding_matches_open_clip(tiny_backbone):
     p = ZeroShotPredictor(tiny_backbone, device="cpu")
     ids = prompts.tokenize(["the red star", "a photo of the cat with white and black fur!!"], 77)

@@ -189,20 +189,26 @@ class MiniWorld:
         scene = self.scene(i, allow_shared=setting != "keyword")
         return make_sample(scene, rng, setting, expression)
 
-    def caption_pair(self, i: int, mode: str = "entity") -> tuple[np.ndarray, str]:
+    def caption_pair(
+        self, i: int, mode: str = "entity", keyword: bool = False
+    ) -> tuple[np.ndarray, str]:
         """(image, caption) for contrastive pretraining.
 
         Args:
             i: index; pairs use their own random stream, separate from scene(i).
             mode: "entity" (one entity on a background, its basic expression) or "scene"
                 (scene(i) with the basic expressions of all entities joined by "and").
+            keyword: name each entity by its bare keyword ("ball") instead of its basic
+                expression ("the red ball"), so that category names alone are learnt too.
 
         Returns:
             (size, size, 3) uint8 image and a caption string.
         """
         if mode == "scene":
             scene = self.scene(i)
-            return scene.image, " and ".join(e.expressions[0] for e in scene.entities)
+            return scene.image, " and ".join(
+                e.keyword if keyword else e.expressions[0] for e in scene.entities
+            )
         if mode != "entity":
             raise ValueError(f"mode must be 'entity' or 'scene', got {mode!r}")
         rng = self._rng(i, stream=2)
@@ -211,4 +217,5 @@ class MiniWorld:
         bg, _ = self.background(rng)
         scene = compose_scene([fg], bg, SINGLE, rng, colour_namer=self.namer)
         self.writer.annotate(scene, rng)
-        return scene.image, scene.entities[0].expressions[0]
+        entity = scene.entities[0]
+        return scene.image, entity.keyword if keyword else entity.expressions[0]

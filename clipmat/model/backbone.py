@@ -17,7 +17,7 @@ from clipmat.config import CLIPTowersConfig
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-DENSE_METHODS = ("clearclip", "sclip", "maskclip")  # see CLIPBackbone.encode_dense
+DENSE_METHODS = ("clearclip", "sclip", "maskclip", "plain")  # see CLIPBackbone.encode_dense
 
 _TOKENIZER: open_clip.tokenizer.SimpleTokenizer | None = None
 
@@ -161,11 +161,13 @@ class CLIPBackbone(nn.Module):
         projection map every patch token into the space of the text embeddings:
         "clearclip" (ClearCLIP: query-query attention, no residual, no feed-forward),
         "sclip" (SCLIP's correlative attention, softmax(qq) + softmax(kk), same removals),
-        "maskclip" (MaskCLIP: the value path alone, no attention mixing).
+        "maskclip" (MaskCLIP: the value path alone, no attention mixing),
+        "plain" (the last block unchanged: the naive baseline, which localises only in CLIPs
+        that pool by averaging their patch tokens, such as the mini world's tiny one).
 
         Args:
             images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
-            method: "clearclip", "sclip" or "maskclip".
+            method: one of ``DENSE_METHODS``.
 
         Returns:
             (B, H / P, W / P, E) float patch embeddings, not normalised (E = ``embed_dim``).
@@ -180,6 +182,10 @@ class CLIPBackbone(nn.Module):
                 x, indices=[len(blocks) - 2], stop_early=True
             )
         last = blocks[-1]
+        if method == "plain":
+            out = visual.ln_post(last(x)[:, 1:])
+            out = out @ visual.proj if visual.proj is not None else out
+            return out.reshape(images.shape[0], grid[0], grid[1], -1)
         attn = last.attn
         heads = attn.num_heads
         q, k, v = F.linear(last.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
