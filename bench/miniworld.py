@@ -4,7 +4,8 @@
     python bench/miniworld.py --smoke          # a tiny version, under a minute
 
 Every row trains from the same tiny CLIP (``--clip-init``, made by ``python -m
-clipmat.clip_pretrain``; random towers without it) for the same wall-time budget, then is
+clipmat.clip_pretrain``; random towers without it) for the same wall-time budget (or the same
+number of steps with ``--steps``, which other work on the machine cannot bias), then is
 evaluated on held-out mini-world scenes (test split: unseen textures, backgrounds and
 colour-category pairs) in the keyword and expression settings. Rows:
   full           all modules (TSP, MDE, pre-context templates, post-context vectors)
@@ -13,6 +14,12 @@ colour-category pairs) in the keyword and expression settings. Rows:
   -pre_context   no templates around keywords
   -post_context  no learnable context vectors
   shuffled       the control: trained and tested with phrases shuffled across samples
+and rows that are evaluated without training of their own:
+  full + refiner          the full row with ``predict(..., refine=True)``
+  zero-shot (coarse map)  the zero-shot predictor on the tiny CLIP, its region probability
+                          upsampled (what the dense similarity alone gives)
+  zero-shot               the same with its trimap and closed-form matting
+  zero-shot, shuffled     its control, phrases shuffled across samples
 The whole run takes about 6 x (minutes + evaluation) on two CPU cores.
 """
 
@@ -23,6 +30,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,9 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipmat.evaluate import evaluate, miniworld_items, predictor_fn, shuffle_texts  # noqa: E402
 from clipmat.factory import load_model  # noqa: E402
+from clipmat.model.backbone import DENSE_METHODS  # noqa: E402
 from clipmat.predictor import CLIPMatPredictor  # noqa: E402
 from clipmat.training.config import TrainConfig  # noqa: E402
 from clipmat.training.loop import train  # noqa: E402
+from clipmat.zeroshot.evaluation import build_predictor  # noqa: E402
 
 ROWS: dict[str, dict] = {
     "full": {},
@@ -45,8 +55,21 @@ ROWS: dict[str, dict] = {
 }
 
 
-def run_row(name: str, base: TrainConfig, out: Path, images: int, size: int) -> dict:
-    """Train one row and evaluate it on held-out scenes; returns {setting: metrics}."""
+def evaluate_row(
+    predictor, images: int, size: int, *, shuffled: bool = False, refine: bool = False
+) -> dict:
+    """{setting: metrics} of a predictor on held-out scenes, keyword and expression."""
+    result: dict = {}
+    for setting in ("keyword", "expression"):
+        items = list(miniworld_items(setting, images, size, seed=0))
+        if shuffled:
+            items = shuffle_texts(items, np.random.default_rng(1))
+        result[setting] = evaluate(predictor_fn(predictor, setting, refine), items, fast=True)
+    return result
+
+
+def run_row(name: str, base: TrainConfig, out: Path, images: int, size: int) -> tuple[dict, Any]:
+    """Train one row and evaluate it on held-out scenes; returns ({setting: metrics}, predictor)."""
     overrides = {**base.model_overrides, **ROWS[name]}
     cfg = TrainConfig.from_dict({
         **base.to_dict(), "model_overrides": overrides, "out_dir": str(out / name),
@@ -54,43 +77,57 @@ def run_row(name: str, base: TrainConfig, out: Path, images: int, size: int) -> 
     })  # fmt: skip
     summary = train(cfg)
     predictor = CLIPMatPredictor(load_model(summary["checkpoint"]), name=name, device="cpu")
-    result: dict = {"train_steps": summary["step"], "loss": summary["last_loss"]}
-    for setting in ("keyword", "expression"):
-        items = list(miniworld_items(setting, images, size, seed=0))
-        if name == "shuffled":
-            items = shuffle_texts(items, np.random.default_rng(1))
-        result[setting] = evaluate(predictor_fn(predictor, setting), items, fast=True)
-    return result
+    result = {"train_steps": summary["step"], "loss": summary["last_loss"]}
+    result.update(evaluate_row(predictor, images, size, shuffled=name == "shuffled"))
+    return result, predictor
+
+
+def zeroshot_rows(clip: str | None, method: str, images: int, size: int) -> dict[str, dict]:
+    """The zero-shot predictor on the tiny CLIP: coarse map, matted, and its shuffled control."""
+    rows = {}
+    for name, matting, shuffled in (("zero-shot (coarse map)", False, False),
+                                    ("zero-shot", True, False),
+                                    ("zero-shot, shuffled", True, True)):  # fmt: skip
+        predictor = build_predictor(clip, method=method, matting=matting)
+        rows[name] = {"train_steps": 0, **evaluate_row(predictor, images, size, shuffled=shuffled)}
+    return rows
 
 
 def format_rows(results: dict[str, dict]) -> str:
-    """Keyword and expression columns (MAD, grounding) per row."""
-    lines = ["| row | steps | keyword MAD | keyword grounding | expression MAD | expression grounding |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    """Keyword and expression columns (SAD, MAD, grounding, selection) per row."""
+    cols = ("SAD", "MAD", "grounding", "selection")
+    head = [f"{s} {c}" for s in ("keyword", "expression") for c in cols]
+    lines = ["| row | steps | " + " | ".join(head) + " |", "|---" * (2 + len(head)) + "|"]
     for name, r in results.items():
-        k, e = r["keyword"], r["expression"]
-        lines.append(f"| {name} | {r['train_steps']} | {k['mad']:.4f} | "
-                     f"{k['grounding_accuracy']:.3f} | {e['mad']:.4f} | "
-                     f"{e['grounding_accuracy']:.3f} |")  # fmt: skip
+        cells = [f"{r[s]['sad']:.3f} | {r[s]['mad']:.4f} | {r[s]['grounding_accuracy']:.3f} | "
+                 f"{r[s]['selection_accuracy']:.3f}" for s in ("keyword", "expression")]  # fmt: skip
+        lines.append(f"| {name} | {r['train_steps']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=8.0, help="training time per row")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="training steps per row instead of a time budget (fair under load)")
     parser.add_argument("--clip-init", help="tiny CLIP weights from clipmat.clip_pretrain")
     parser.add_argument("--images", type=int, default=150, help="held-out scenes per setting")
     parser.add_argument("--out", help="run folders (a temporary folder when omitted)")
     parser.add_argument("--json", help="write all rows' metrics here")
-    parser.add_argument("--rows", nargs="*", choices=list(ROWS), help="subset of rows")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", nargs="*", choices=list(ROWS), help="subset of trained rows")
+    parser.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot rows")
+    parser.add_argument("--zeroshot-method", default="clearclip", choices=DENSE_METHODS)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--smoke", action="store_true", help="tiny version (under a minute)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(max(1, args.threads))  # evaluation too
     size = 96
-    base = TrainConfig(model="clipmat-mini", clip_init=args.clip_init, steps=100000,
+    base = TrainConfig(model="clipmat-mini", clip_init=args.clip_init,
+                       steps=args.steps or 100000,
                        batch_size=32, lr=5e-4, lr_image=2e-4, warmup_steps=100,
-                       max_minutes=args.minutes, progress=False, log_every=20,
+                       max_minutes=0.0 if args.steps else args.minutes,
+                       progress=False, log_every=20,
+                       threads=args.threads, workers=0 if args.smoke else 1,
                        ckpt_every=10**9, ckpt_minutes=10**6)  # fmt: skip
     images = args.images
     if args.smoke:
@@ -101,7 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = args.rows or list(ROWS)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
-        results = {name: run_row(name, base, out, images, size) for name in rows}
+        results: dict[str, dict] = {}
+        for name in rows:
+            results[name], predictor = run_row(name, base, out, images, size)
+            print(format_rows({name: results[name]}).splitlines()[-1], flush=True)
+            if name == "full":
+                results["full + refiner"] = {
+                    "train_steps": results[name]["train_steps"],
+                    **evaluate_row(predictor, images, size, refine=True),
+                }  # fmt: skip
+    if not args.no_zeroshot:
+        results.update(zeroshot_rows(args.clip_init, args.zeroshot_method, images, size))
     print(format_rows(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -146,12 +146,16 @@ def _selects(pred: np.ndarray, gt: np.ndarray, entities: list[np.ndarray]) -> bo
     return target > 0 and all(target > soft_iou(g) for g in entities if g is not gt)
 
 
-def predictor_fn(predictor, setting: str) -> Callable[[np.ndarray, list[str]], list[np.ndarray]]:
-    """Adapt a CLIPMatPredictor to :func:`evaluate`'s ``predict`` signature."""
+def predictor_fn(
+    predictor, setting: str, refine: bool = False
+) -> Callable[[np.ndarray, list[str]], list[np.ndarray]]:
+    """Adapt a predictor to :func:`evaluate`'s ``predict`` signature (``refine`` is passed on
+    only when True, so predictors without a refiner are accepted)."""
     mode = "keyword" if setting == "keyword" else "expression"
+    extra = {"refine": True} if refine else {}
 
     def predict(image: np.ndarray, texts: list[str]) -> list[np.ndarray]:
-        return [r.alpha for r in predictor.predict(image, texts, setting=mode)]
+        return [r.alpha for r in predictor.predict(image, texts, setting=mode, **extra)]
 
     return predict
 
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=96, help="mini-world scene side in pixels")
     parser.add_argument("--seed", type=int, default=0, help="mini-world seed")
     parser.add_argument("--shuffle-text", action="store_true", help="control: shuffled phrases")
+    parser.add_argument("--refine", action="store_true", help="predict(..., refine=True)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     if bool(args.data) == bool(args.mini_world):
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(err))
     if args.shuffle_text:
         items = shuffle_texts(items, np.random.default_rng(args.seed))
-    result = evaluate(predictor_fn(predictor, args.setting), items)
+    result = evaluate(predictor_fn(predictor, args.setting, args.refine), items)
     print(format_table({args.setting: result}))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,14 @@ def test_bench_smoke(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
-    assert list(rows) == ["full", "-popup", "-details", "-pre_context", "-post_context", "shuffled"]
-    for r in rows.values():
-        assert r["train_steps"] == 2
+    trained = ["full", "-popup", "-details", "-pre_context", "-post_context", "shuffled"]
+    zeroshot = ["zero-shot (coarse map)", "zero-shot", "zero-shot, shuffled"]
+    assert list(rows) == [trained[0], "full + refiner", *trained[1:], *zeroshot]
+    for name, r in rows.items():
+        assert r["train_steps"] == (0 if name in zeroshot else 2)
         for setting in ("keyword", "expression"):
             assert r[setting]["n"] > 0 and 0 <= r[setting]["grounding_accuracy"] <= 1
     assert "| shuffled | 2 |" in proc.stdout and "expression grounding" in proc.stdout
+    assert "| zero-shot, shuffled | 0 |" in proc.stdout and "keyword SAD" in proc.stdout
+    # the refiner re-mattes the same predictions: the metrics differ, the row's training not
+    assert rows["full + refiner"]["keyword"]["sad"] != rows["full"]["keyword"]["sad"]

@@ -263,6 +263,17 @@ def test_candidates_position_and_selection(colour_predictor):
         colour_predictor.predict(image, "the red thing", select=5)
 
 
+def test_coarse_map_without_matting_is_the_upsampled_region_probability():
+    image, _, _, square = _scene()
+    config = ZeroShotConfig(image_size=128, matting=False)
+    coarse = ZeroShotPredictor(ColourCLIP(), config=config, device="cpu").predict(image, "blue")
+    assert coarse.alpha.shape == square.shape and coarse.alpha.dtype == np.float32
+    assert not coarse.trimap.any()  # no trimap was made
+    assert coarse.alpha[square].mean() > 0.6 and coarse.alpha[~square].mean() < 0.1
+    # soft along the edges at patch scale, unlike the matted result
+    assert ((coarse.alpha > 0.05) & (coarse.alpha < 0.95)).sum() > 100
+
+
 def test_phrase_union_gives_one_matte(colour_predictor):
     image, left, right, square = _scene()
     r = colour_predictor.predict(image, "the blue thing, the red thing on the left")

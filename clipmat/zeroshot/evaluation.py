@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from clipmat.factory import get_model_config
+from clipmat.model.backbone import DENSE_METHODS
 from clipmat.zeroshot.loading import create_backbone, load_clip_backbone
 from clipmat.zeroshot.predictor import ZeroShotConfig, ZeroShotPredictor
 
@@ -69,9 +70,15 @@ def evaluate_miniworld(
 
 
 def build_predictor(
-    clip: str | None, *, towers: str = "clipmat-mini", method: str = "clearclip", seed: int = 0
+    clip: str | None,
+    *,
+    towers: str = "clipmat-mini",
+    method: str = "clearclip",
+    seed: int = 0,
+    matting: bool = True,
 ) -> ZeroShotPredictor:
-    """A zero-shot predictor on a CLIP file, or on random towers of the config ``towers``."""
+    """A zero-shot predictor on a CLIP file, or on random towers of the config ``towers``
+    (``matting=False``: the coarse region map, see :class:`ZeroShotConfig`)."""
     if clip:
         backbone, _ = load_clip_backbone(clip)
         name = f"zeroshot:{Path(clip).stem}"
@@ -79,7 +86,7 @@ def build_predictor(
         torch.manual_seed(seed)
         backbone = create_backbone(get_model_config(towers).clip)
         name = f"zeroshot:random-{towers}"
-    config = ZeroShotConfig(method=method, background=MINIWORLD_BACKGROUND)
+    config = ZeroShotConfig(method=method, background=MINIWORLD_BACKGROUND, matting=matting)
     return ZeroShotPredictor(backbone, config=config, name=name, device="cpu")
 
 
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clip", help="tiny CLIP weights (clipmat.clip_pretrain output)")
     parser.add_argument("--towers", default="clipmat-mini", help="config of random towers")
-    parser.add_argument("--method", default="clearclip", choices=("clearclip", "sclip", "maskclip"))
+    parser.add_argument("--method", default="clearclip", choices=DENSE_METHODS)
     parser.add_argument("--setting", choices=(*SETTINGS, "both"), default="both")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--size", type=int, default=96)

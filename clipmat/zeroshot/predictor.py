@@ -48,6 +48,8 @@ class ZeroShotConfig:
     min_patches: int = 2  # smaller regions are not candidates (unless nothing else is)
     matting_side: int = 768  # long side of the closed-form matting resolution
     band: float = 0.75  # half width of the trimap's unknown band, in patches
+    matting: bool = True  # False: the alpha is the chosen region's patch probability, upsampled
+    # bilinearly (a coarse map for ablations that measure what the matting step adds; no trimap)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes
 
     def __post_init__(self) -> None:
@@ -228,6 +230,7 @@ class ZeroShotPredictor:
         work_h, work_w = entry.work
         band = max(2, round(self.config.band * work_h / grid_h))
         trimaps, candidates, confidences = [], [], []
+        kept_maps: list[np.ndarray] = []
         for i, part in enumerate(parts):
             prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
             threshold = self.config.threshold
@@ -259,12 +262,18 @@ class ZeroShotPredictor:
                 )
             confidences.append(regions[chosen].share * regions[chosen].probability)
             kept = dense.region_probability(prob, regions, chosen)
+            kept_maps.append(kept.astype(np.float32))
             trimaps.append(
                 refine.trimap_from_probability(
                     kept, (work_h, work_w), band=band, threshold=threshold
                 )
             )
-        if trimaps:
+        if trimaps and not self.config.matting:
+            coarse = np.maximum.reduce(kept_maps)
+            alpha = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+            alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
+            trimap = np.zeros((height, width), np.uint8)
+        elif trimaps:
             trimap_work = np.maximum.reduce(trimaps)  # fg > unknown > bg across the union
             alpha = refine.matte_from_trimap(entry.photo, trimap_work)
             trimap = cv2.resize(trimap_work, (width, height), interpolation=cv2.INTER_NEAREST)
