@@ -64,8 +64,8 @@ def pretrain_clip(
     lr: float = 5e-4,
     weight_decay: float = 0.1,
     warmup: int = 100,
-    scene_prob: float = 0.3,
-    keyword_prob: float = 0.0,
+    scene_prob: float = 0.5,
+    keyword_prob: float = 0.3,
     seed: int = 0,
     world_seed: int = 0,
     max_minutes: float = 0.0,
@@ -143,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scene-prob", type=float, default=0.3, help="share of whole scenes")
+    parser.add_argument("--scene-prob", type=float, default=0.5, help="share of whole scenes")
     parser.add_argument(
-        "--keyword-prob", type=float, default=0.0, help="share of captions by bare keyword"
+        "--keyword-prob", type=float, default=0.3, help="share of captions by bare keyword"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long")
