@@ -332,7 +332,10 @@ def refine_alpha(
 
     A trimap is made from the coarse alpha at a working resolution (long side at most
     ``max_side``), the transition band is re-matted in closed form, upsampled with the guided
-    filter, and pasted over the coarse alpha where the trimap was unknown.
+    filter, and pasted over the coarse alpha where the trimap was unknown. Only transition
+    regions that touch sure foreground (alpha >= 0.95) are re-matted: without such an anchor
+    the solver would have nothing to match but background and would erase the object, so a
+    matte that is soft all over is returned as it was there.
 
     Args:
         image: (H, W, 3) uint8 RGB photo.
@@ -359,5 +362,19 @@ def refine_alpha(
     unknown = trimap == TRIMAP_UNKNOWN
     if not unknown.any():
         return coarse, trimap
-    refined = matte_from_trimap(image, trimap_small)
-    return np.where(unknown, refined, coarse).astype(np.float32), trimap
+    anchored = _anchored_unknown(trimap_small)
+    if not anchored.any():
+        return coarse, trimap
+    solve = np.where(anchored | (trimap_small != TRIMAP_UNKNOWN), trimap_small, TRIMAP_BG)
+    refined = matte_from_trimap(image, solve.astype(np.uint8))
+    if anchored.shape != (height, width):
+        anchored = cv2.resize(anchored.astype(np.uint8), (width, height), cv2.INTER_NEAREST) > 0
+    return np.where(unknown & anchored, refined, coarse).astype(np.float32), trimap
+
+
+def _anchored_unknown(trimap: np.ndarray) -> np.ndarray:
+    """(H, W) bool: unknown pixels whose region (unknown and foreground, 8-connected) holds
+    some sure foreground."""
+    _, labels = cv2.connectedComponents((trimap != TRIMAP_BG).astype(np.uint8), connectivity=8)
+    anchors = np.unique(labels[trimap == TRIMAP_FG])
+    return (trimap == TRIMAP_UNKNOWN) & np.isin(labels, anchors[anchors > 0])

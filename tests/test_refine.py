@@ -137,6 +137,22 @@ def test_refine_alpha_sharpens_a_blurred_coarse_matte(rng):
         refine.refine_alpha(image, coarse[:10])
 
 
+def test_refine_alpha_leaves_a_matte_with_no_sure_core_as_it_was(rng):
+    """A soft-all-over matte (peak 0.8) has no sure foreground to anchor closed-form matting;
+    solving it anyway would erase the object. A sure object beside it is still refined."""
+    truth = np.zeros((120, 200), np.float32)
+    cv2.circle(truth, (50, 60), 30, 1.0, -1)
+    cv2.circle(truth, (150, 60), 30, 1.0, -1)
+    image = _composite(cv2.GaussianBlur(truth, (0, 0), 1.0), rng)
+    coarse = cv2.GaussianBlur(truth, (0, 0), 4.0)
+    coarse[:, :100] *= 0.8  # the left object: never sure
+    refined, tri = refine.refine_alpha(image, coarse, band=3)
+    np.testing.assert_array_equal(refined[:, :100], coarse[:, :100])
+    assert (tri[:, :100] == refine.TRIMAP_UNKNOWN).any()  # its transition was found, not solved
+    right = (slice(None), slice(100, None))
+    assert np.abs(refined[right] - truth[right]).sum() < 0.6 * np.abs(coarse[right] - truth[right]).sum()
+
+
 def test_working_size():
     assert refine.working_size(3000, 4000, 1000) == (750, 1000)
     assert refine.working_size(300, 400, 1000) == (300, 400)
