@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write all rows' metrics here")
     parser.add_argument("--rows", nargs="*", choices=list(ROWS), help="subset of trained rows")
     parser.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot rows")
-    parser.add_argument("--zeroshot-method", default="clearclip", choices=DENSE_METHODS)
+    parser.add_argument("--zeroshot-method", default="maskclip", choices=DENSE_METHODS,
+                        help="dense method (MaskCLIP read the tiny CLIP best)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--smoke", action="store_true", help="tiny version (under a minute)")
     args = parser.parse_args(argv)

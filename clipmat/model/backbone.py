@@ -162,8 +162,8 @@ class CLIPBackbone(nn.Module):
         "clearclip" (ClearCLIP: query-query attention, no residual, no feed-forward),
         "sclip" (SCLIP's correlative attention, softmax(qq) + softmax(kk), same removals),
         "maskclip" (MaskCLIP: the value path alone, no attention mixing),
-        "plain" (the last block unchanged: the naive baseline, which localises only in CLIPs
-        that pool by averaging their patch tokens, such as the mini world's tiny one).
+        "plain" (the last block unchanged: the naive baseline; in a CLIP that pools by
+        averaging its patch tokens these average exactly to the image embedding).
 
         Args:
             images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
