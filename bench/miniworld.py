@@ -108,16 +108,24 @@ def format_rows(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=8.0, help="training time per row")
-    parser.add_argument("--steps", type=int, default=0,
-                        help="training steps per row instead of a time budget (fair under load)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="training steps per row instead of a time budget (fair under load)",
+    )
     parser.add_argument("--clip-init", help="tiny CLIP weights from clipmat.clip_pretrain")
     parser.add_argument("--images", type=int, default=150, help="held-out scenes per setting")
     parser.add_argument("--out", help="run folders (a temporary folder when omitted)")
     parser.add_argument("--json", help="write all rows' metrics here")
     parser.add_argument("--rows", nargs="*", choices=list(ROWS), help="subset of trained rows")
     parser.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot rows")
-    parser.add_argument("--zeroshot-method", default="maskclip", choices=DENSE_METHODS,
-                        help="dense method (MaskCLIP read the tiny CLIP best)")
+    parser.add_argument(
+        "--zeroshot-method",
+        default="maskclip",
+        choices=DENSE_METHODS,
+        help="dense method (MaskCLIP read the tiny CLIP best)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--smoke", action="store_true", help="tiny version (under a minute)")
     args = parser.parse_args(argv)

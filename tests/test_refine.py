@@ -150,7 +150,10 @@ def test_refine_alpha_leaves_a_matte_with_no_sure_core_as_it_was(rng):
     np.testing.assert_array_equal(refined[:, :100], coarse[:, :100])
     assert (tri[:, :100] == refine.TRIMAP_UNKNOWN).any()  # its transition was found, not solved
     right = (slice(None), slice(100, None))
-    assert np.abs(refined[right] - truth[right]).sum() < 0.6 * np.abs(coarse[right] - truth[right]).sum()
+    assert (
+        np.abs(refined[right] - truth[right]).sum()
+        < 0.6 * np.abs(coarse[right] - truth[right]).sum()
+    )
 
 
 def test_working_size():
