@@ -28,7 +28,7 @@ HASH_CHUNK_BYTES = 1 << 20
 
 # The bundled mini-world checkpoint. Update both constants when the file is retrained.
 MINIWORLD_FILENAME = "miniworld.safetensors"
-MINIWORLD_SHA256: str | None = "0e0bb07ef4d79a4884362f975bb598af910e86aa7ca585f6ed28cf020e8e4918"
+MINIWORLD_SHA256: str | None = "ec93d6f06e9490096d486d8a4a7b18c32943d41aa7b55343fea67a7d45ef70fc"
 MINIWORLD_ARCH = "clipmat-mini"
 
 CLIPMAT_LICENCE = "CC BY-NC 4.0 (trained on RefMatte)"
