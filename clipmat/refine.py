@@ -359,17 +359,16 @@ def refine_alpha(
         small_alpha = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_AREA)
     trimap_small = trimap_from_alpha(small_alpha, band=band, reach=round(reach * max(h, w)))
     trimap = cv2.resize(trimap_small, (width, height), interpolation=cv2.INTER_NEAREST)
-    unknown = trimap == TRIMAP_UNKNOWN
-    if not unknown.any():
-        return coarse, trimap
-    anchored = _anchored_unknown(trimap_small)
+    anchored = _anchored_unknown(trimap_small)  # a subset of the unknown pixels
     if not anchored.any():
         return coarse, trimap
     solve = np.where(anchored | (trimap_small != TRIMAP_UNKNOWN), trimap_small, TRIMAP_BG)
     refined = matte_from_trimap(image, solve.astype(np.uint8))
-    if anchored.shape != (height, width):
-        anchored = cv2.resize(anchored.astype(np.uint8), (width, height), cv2.INTER_NEAREST) > 0
-    return np.where(unknown & anchored, refined, coarse).astype(np.float32), trimap
+    if anchored.shape != (height, width):  # resized like the trimap, so it stays inside it
+        anchored = cv2.resize(
+            anchored.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
+    return np.where(anchored, refined, coarse).astype(np.float32), trimap
 
 
 def _anchored_unknown(trimap: np.ndarray) -> np.ndarray:
