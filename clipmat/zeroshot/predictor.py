@@ -229,8 +229,8 @@ class ZeroShotPredictor:
         grid_h, grid_w = entry.patches.shape[:2]
         work_h, work_w = entry.work
         band = max(2, round(self.config.band * work_h / grid_h))
-        trimaps, candidates, confidences = [], [], []
-        kept_maps: list[np.ndarray] = []
+        candidates, confidences = [], []
+        kept: list[tuple[np.ndarray, float]] = []  # chosen region probability, its threshold
         for i, part in enumerate(parts):
             prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
             threshold = self.config.threshold
@@ -261,19 +261,17 @@ class ZeroShotPredictor:
                     self._candidate(part, r, k == chosen, (grid_h, grid_w), (height, width))
                 )
             confidences.append(regions[chosen].share * regions[chosen].probability)
-            kept = dense.region_probability(prob, regions, chosen)
-            kept_maps.append(kept.astype(np.float32))
-            trimaps.append(
-                refine.trimap_from_probability(
-                    kept, (work_h, work_w), band=band, threshold=threshold
-                )
-            )
-        if trimaps and not self.config.matting:
-            coarse = np.maximum.reduce(kept_maps)
+            kept.append((dense.region_probability(prob, regions, chosen), threshold))
+        if kept and not self.config.matting:
+            coarse = np.maximum.reduce([k.astype(np.float32) for k, _ in kept])
             alpha = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
             alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
             trimap = np.zeros((height, width), np.uint8)
-        elif trimaps:
+        elif kept:
+            trimaps = [
+                refine.trimap_from_probability(k, (work_h, work_w), band=band, threshold=t)
+                for k, t in kept
+            ]
             trimap_work = np.maximum.reduce(trimaps)  # fg > unknown > bg across the union
             alpha = refine.matte_from_trimap(entry.photo, trimap_work)
             trimap = cv2.resize(trimap_work, (width, height), interpolation=cv2.INTER_NEAREST)
