@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
 from clipmat import hub
@@ -55,6 +56,37 @@ def caption_batch(
     return x.contiguous(), captions
 
 
+@torch.no_grad()
+def keyword_accuracy(clip: torch.nn.Module, world: MiniWorld, n: int = 320) -> float:
+    """Zero-shot classification of lone entities by bare keyword (chance: 1 / categories).
+
+    Images are ``world.caption_pair(i, "entity")`` for i < n; each is assigned the category
+    whose keyword's text embedding is nearest to the image embedding. This is what a CLIP must
+    know to ground a keyword with no training of its own.
+    """
+    was_training = clip.training
+    clip.eval()
+    keywords = [c["keyword"] for c in world.categories]
+    context = int(clip.context_length)
+    text = F.normalize(
+        clip.encode_text(open_clip.tokenize(keywords, context_length=context)), dim=-1
+    )
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    hits = 0
+    for start in range(0, n, 64):
+        pairs = [
+            world.caption_pair(i, "entity", keyword=True) for i in range(start, min(n, start + 64))
+        ]
+        x = torch.from_numpy(np.stack([im for im, _ in pairs]).astype(np.float32) / 255.0)
+        x = (x.permute(0, 3, 1, 2) - mean) / std
+        image = F.normalize(clip.encode_image(x), dim=-1)
+        guess = (image @ text.T).argmax(1).tolist()
+        hits += sum(keywords[g] == cap for g, (_, cap) in zip(guess, pairs))
+    clip.train(was_training)
+    return hits / n
+
+
 def pretrain_clip(
     model_config: str | CLIPMatConfig,
     out: str | Path,
@@ -68,6 +100,7 @@ def pretrain_clip(
     keyword_prob: float = 0.3,
     seed: int = 0,
     world_seed: int = 0,
+    init: str | Path | None = None,
     max_minutes: float = 0.0,
     stop_step: int = 0,
     log_every: int = 50,
@@ -75,14 +108,21 @@ def pretrain_clip(
 ) -> dict:
     """Train the CLIP towers of ``model_config`` contrastively and save them to ``out``.
 
+    Args:
+        init: a tiny CLIP file written by this function to start from (its optimiser state is
+            not kept; the learning-rate schedule starts again).
+
     Returns:
-        {"step", "first_loss", "last_loss", "path"}; the losses are means of the first and last
-        ``log_every`` steps.
+        {"step", "first_loss", "last_loss", "path", "keyword_accuracy"}; the losses are means of
+        the first and last ``log_every`` steps; the accuracy is :func:`keyword_accuracy` on the
+        test split's held-out entities.
     """
     cfg = get_model_config(model_config) if isinstance(model_config, str) else model_config
     size = cfg.clip.vision["image_size"]
     torch.manual_seed(seed)
     clip = create_clip(cfg.clip).train()
+    if init is not None:
+        clip.load_state_dict(hub.load_state_dict(init)[0])
     context = int(cfg.clip.text.get("context_length", 77))
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
@@ -126,10 +166,14 @@ def pretrain_clip(
             break
         if stop_step and step >= stop_step:
             break
+    accuracy = keyword_accuracy(clip, MiniWorld("test", size, world_seed))
+    print(f"held-out keyword accuracy {accuracy:.3f} (chance {1 / len(world.categories):.3f})")
     meta = {"format": "open_clip", "arch": cfg.name, "clip": json.dumps(cfg.clip.__dict__),
-            "steps": str(step), "data": "mini-world train split"}  # fmt: skip
+            "steps": str(step), "data": "mini-world train split",
+            "keyword_accuracy": f"{accuracy:.4f}"}  # fmt: skip
     path = hub.save_state_dict(clip.state_dict(), out, metadata=meta)
-    return {"step": step, "first_loss": first, "last_loss": last, "path": str(path)}
+    return {"step": step, "first_loss": first, "last_loss": last, "path": str(path),
+            "keyword_accuracy": accuracy}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keyword-prob", type=float, default=0.3, help="share of captions by bare keyword"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--init", default=None, help="a tiny CLIP file to start from")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long")
     parser.add_argument(
         "--stop-step", type=int, default=0, help="stop after this step (the schedule keeps --steps)"
@@ -160,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = pretrain_clip(
         args.model, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, scene_prob=args.scene_prob, keyword_prob=args.keyword_prob,
-        max_minutes=args.max_minutes, stop_step=args.stop_step,
+        init=args.init, max_minutes=args.max_minutes, stop_step=args.stop_step,
     )  # fmt: skip
     print(json.dumps(summary))
     return 0

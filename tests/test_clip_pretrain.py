@@ -2,12 +2,16 @@
 
 import dataclasses
 
+import numpy as np
+import open_clip
 import pytest
 import torch
 
-from clipmat.clip_pretrain import caption_batch, main, pretrain_clip
+from clipmat.clip_pretrain import caption_batch, keyword_accuracy, main, pretrain_clip
 from clipmat.data.miniworld import MiniWorld
 from clipmat.factory import get_model_config
+from clipmat.hub import load_state_dict
+from clipmat.model.backbone import CLIP_MEAN, CLIP_STD
 from clipmat.zeroshot.loading import load_clip_backbone
 
 
@@ -43,3 +47,55 @@ def test_short_pretraining_lowers_the_loss_and_saves_a_loadable_clip(tmp_path):
 def test_cli_rejects_a_batch_without_negatives(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x.safetensors"), "--batch-size", "1"])
+
+
+class _OracleClip(torch.nn.Module):
+    """Reads the category index that _coded_world paints into pixel (0, 0); knows the texts."""
+
+    context_length = 48
+
+    def __init__(self, keywords, wrong: bool = False):
+        super().__init__()
+        self.codes = {
+            tuple(open_clip.tokenize([k], 48)[0].tolist()): i for i, k in enumerate(keywords)
+        }
+        self.n, self.wrong = len(keywords), wrong
+
+    def encode_text(self, tokens):
+        return torch.eye(self.n)[[self.codes[tuple(t.tolist())] for t in tokens]]
+
+    def encode_image(self, x):
+        raw = x[:, 0, 0, 0] * CLIP_STD[0] + CLIP_MEAN[0]
+        index = torch.round(raw * 255).long() + (1 if self.wrong else 0)
+        return torch.eye(self.n)[index % self.n]
+
+
+def _coded_world(monkeypatch):
+    world = MiniWorld("test", 32, 0)
+    keywords = [c["keyword"] for c in world.categories]
+
+    def caption_pair(i, mode="entity", keyword=False):
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[0, 0, 0] = i % len(keywords)
+        return image, keywords[i % len(keywords)]
+
+    monkeypatch.setattr(world, "caption_pair", caption_pair)
+    return world, keywords
+
+
+def test_keyword_accuracy_counts_right_and_wrong_guesses(monkeypatch):
+    world, keywords = _coded_world(monkeypatch)
+    assert keyword_accuracy(_OracleClip(keywords), world, n=40) == 1.0
+    assert keyword_accuracy(_OracleClip(keywords, wrong=True), world, n=40) == 0.0
+
+
+def test_pretraining_starts_from_an_init_file(tmp_path):
+    torch.set_num_threads(1)
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    pretrain_clip(small_config(), first, steps=3, batch_size=4, warmup=1, log_every=1)
+    pretrain_clip(small_config(), second, steps=1, batch_size=4, lr=0.0, seed=5, init=first)
+    a, b = load_state_dict(first)[0], load_state_dict(second)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # lr 0: the init is kept exactly
+    fresh = tmp_path / "c.safetensors"
+    pretrain_clip(small_config(), fresh, steps=1, batch_size=4, lr=0.0, seed=5)
+    assert not all(torch.equal(a[k], v) for k, v in load_state_dict(fresh)[0].items())
