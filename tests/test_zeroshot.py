@@ -24,6 +24,7 @@ from clipmat.zeroshot import (
     prompts,
 )
 from clipmat.zeroshot.evaluation import evaluate_miniworld
+from clipmat.zeroshot.predictor import isolate_region
 
 # ---------------------------------------------------------------- dense similarity and regions
 
@@ -191,6 +192,7 @@ class ColourCLIP(nn.Module):
         self.clip = nn.Module()
         self.clip.logit_scale = nn.Parameter(torch.tensor(np.log(100.0), dtype=torch.float32))
         self.clip.encode_text = self._encode_text
+        self.clip.encode_image = self._encode_image
         self.red, self.blue = bpe_encode("red")[0], bpe_encode("blue")[0]
         self.patch_size, self.text_context_length = 8, 77
 
@@ -203,6 +205,12 @@ class ColourCLIP(nn.Module):
         out[(ids == self.red).any(1)] = torch.tensor([1.0, 0.0, 0.05])
         out[(ids == self.blue).any(1)] = torch.tensor([0.0, 1.0, 0.05])
         return out
+
+    def _encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole images: 'red' as much as the red channel jumps between neighbours (stripes), a
+        trait no patch mean shows; so scoring crops whole tells apart what the patch map cannot."""
+        stripes = (x[:, 0, :, 1:] - x[:, 0, :, :-1]).abs().flatten(1).mean(dim=1)
+        return torch.stack([stripes, torch.zeros_like(stripes), torch.full_like(stripes, 0.05)], 1)
 
     def encode_dense(self, x: torch.Tensor, method: str = "clearclip") -> torch.Tensor:
         cells = nn.functional.avg_pool2d(x, self.patch_size)  # (B, 3, h, w)
@@ -261,6 +269,70 @@ def test_candidates_position_and_selection(colour_predictor):
     assert _iou(picked.alpha, right) > 0.85
     with pytest.raises(ValueError, match="out of range"):
         colour_predictor.predict(image, "the red thing", select=5)
+
+
+def test_isolate_region_crops_square_around_the_region_and_blurs_the_rest():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    mask = np.zeros((12, 20), bool)
+    mask[2:5, 3:7] = True  # photo pixels y 16..40, x 24..56
+    crop = isolate_region(photo, mask, fill=0.75)
+    side = round(32 / 0.75)
+    assert crop.shape == (side, side, 3)
+    top, left = round(28 - side / 2), round(40 - side / 2)
+    assert np.array_equal(crop[16 - top : 40 - top, 24 - left : 56 - left], photo[16:40, 24:56])
+    assert np.abs(crop[:2].astype(int) - photo[top : top + 2, left : left + side]).mean() > 20
+    edge = np.zeros((12, 20), bool)
+    edge[0:2, 18:20] = True  # at the corner: the square moves inside the photo
+    assert isolate_region(photo, edge).shape[0] == round(16 / 0.75)
+    assert isolate_region(photo, np.ones((12, 20), bool)).shape == (96, 96, 3)
+
+
+def test_rescore_regions_reorders_and_recomputes_shares():
+    image, left, right, _ = _scene()
+    grid = [cv2.resize(m.astype(np.uint8), (24, 16)) > 0 for m in (left, right)]
+    regions = [
+        dense.Region(m, score=s, probability=0.9, share=0.5, centre=(0, 0), bbox=(0, 0, 1, 1))
+        for m, s in zip(grid, (0.3, 0.2))
+    ]
+    out = dense.rescore_regions(regions, [0.1, 0.4], logit_scale=10.0)
+    assert [r.score for r in out] == [0.4, 0.1] and out[0].mask is grid[1]
+    assert out[0].share == pytest.approx(1 / (1 + np.exp(-3.0))) and sum(
+        r.share for r in out
+    ) == pytest.approx(1)
+    with pytest.raises(ValueError, match="scores"):
+        dense.rescore_regions(regions, [0.1])
+
+
+def test_crop_scores_choose_between_regions_the_patch_map_cannot_tell_apart():
+    image, left, right, _ = _scene()
+    ys, xs = np.nonzero(right)
+    stripes = (xs // 4) % 2 == 0
+    image[ys[stripes], xs[stripes]] = (250, 20, 20)
+    image[ys[~stripes], xs[~stripes]] = (150, 20, 20)  # same patch means as a red of 200
+    image[left] = (230, 20, 20)  # plain, and redder on average: the patch map prefers it
+    dense_only = ZeroShotPredictor(
+        ColourCLIP(), config=ZeroShotConfig(image_size=128, crop_weight=0.0), device="cpu"
+    )
+    assert _iou(dense_only.predict(image, "the red thing").alpha, left) > 0.85
+    config = ZeroShotConfig(image_size=128, crop_weight=1.0)
+    by_crop = ZeroShotPredictor(ColourCLIP(), config=config, device="cpu").predict(image, "red")
+    assert _iou(by_crop.alpha, right) > 0.85
+    chosen = next(c for c in by_crop.candidates if c["chosen"])
+    assert chosen["bbox"][0] > 96  # the right circle's candidate is the chosen one
+    with pytest.raises(ValueError, match="crop_weight"):
+        ZeroShotConfig(crop_weight=1.5)
+
+
+def test_a_distractor_named_in_the_phrase_does_not_compete_with_it():
+    image, _, _, square = _scene()
+    config = ZeroShotConfig(image_size=128, distractors=("blue", "red"))
+    predictor = ZeroShotPredictor(ColourCLIP(), config=config, device="cpu")
+    r = predictor.predict(image, "the blue thing")
+    assert _iou(r.alpha, square) > 0.9  # "blue" left out of the competition, "red" kept
+    assert predictor.embed_phrases(["x"]).shape[0] == 1
+    classes = predictor._class_embeddings(["the blue thing"])
+    assert len(classes) == 1 + 1 + len(config.background)
 
 
 def test_coarse_map_without_matting_is_the_upsampled_region_probability():

@@ -9,7 +9,7 @@ candidates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -124,6 +124,24 @@ def find_regions(
         )
     regions.sort(key=lambda r: -r.score)
     return regions
+
+
+def rescore_regions(
+    regions: list[Region], scores: list[float], logit_scale: float = 100.0
+) -> list[Region]:
+    """Regions with new scores (e.g. from crops scored whole), shares recomputed, best first."""
+    if len(scores) != len(regions):
+        raise ValueError(f"{len(regions)} regions but {len(scores)} scores")
+    if not regions:
+        return []
+    best = max(scores)
+    shares = np.exp(logit_scale * (np.asarray(scores, np.float64) - best))
+    shares /= shares.sum()
+    out = [
+        replace(r, score=float(s), share=float(share))
+        for r, s, share in zip(regions, scores, shares, strict=True)
+    ]
+    return sorted(out, key=lambda r: -r.score)
 
 
 def choose_region(regions: list[Region], position: tuple[int, int] | None = None) -> int:

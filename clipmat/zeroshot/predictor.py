@@ -4,8 +4,10 @@ The image tower is made dense with ClearCLIP's training-free change of its last 
 (query-query attention, no residual, no feed-forward; MaskCLIP and SCLIP variants selectable),
 so every patch has an embedding in the text space. A phrase (its template ensemble) competes per
 patch with the other phrases of a union, distractor and background prompts; the connected
-regions where it wins are the candidates, the best one (or the one at a named position) is
-turned into a trimap at a working resolution, matted in closed form, and upsampled to the
+regions where it wins are the candidates. When there are several, each is also scored whole,
+after ReCLIP's isolation of proposals (a square crop around the region, the rest blurred, through
+the pooled image embedding), since a patch knows less about an object's shape than the whole
+crop does. The best candidate (or the one at a named position) is turned into a trimap at a working resolution, matted in closed form, and upsampled to the
 photo's size with a guided filter. Patch embeddings are cached per image, so a second phrase on
 the same photo costs only the text tower and the matting.
 """
@@ -30,6 +32,35 @@ from clipmat.zeroshot import dense, prompts
 
 TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
 MAX_FALLBACK_AREA = 0.5  # largest fallback candidate, as a fraction of the patch grid
+CROP_FILL = 0.75  # a region's crop is a square whose side is its longest side / this
+
+
+def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL) -> np.ndarray:
+    """A square crop of ``photo`` around a patch-grid ``mask``, blurred outside the mask.
+
+    Args:
+        photo: (H, W, 3) uint8.
+        mask: (h, w) bool on the patch grid.
+        fill: share of the crop's side that the region's longer side takes.
+
+    Returns:
+        (S, S, 3) uint8 crop (the square is moved to stay inside the photo, and shrinks to the
+        photo's shorter side when it cannot).
+    """
+    height, width = photo.shape[:2]
+    sy, sx = height / mask.shape[0], width / mask.shape[1]
+    keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+    keep = cv2.resize(keep, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    ys, xs = np.nonzero(mask)
+    y0, y1 = ys.min() * sy, (ys.max() + 1) * sy
+    x0, x1 = xs.min() * sx, (xs.max() + 1) * sx
+    side = round(min(max(y1 - y0, x1 - x0) / fill, height, width))
+    top = round(np.clip((y0 + y1) / 2 - side / 2, 0, height - side))
+    left = round(np.clip((x0 + x1) / 2 - side / 2, 0, width - side))
+    sigma = max(1.0, side / 32)
+    blurred = cv2.GaussianBlur(photo, (0, 0), sigma)
+    out = np.where(keep[..., None], photo, blurred)
+    return np.ascontiguousarray(out[top : top + side, left : left + side])
 
 
 @dataclass
@@ -48,6 +79,7 @@ class ZeroShotConfig:
     min_patches: int = 2  # smaller regions are not candidates (unless nothing else is)
     matting_side: int = 768  # long side of the closed-form matting resolution
     band: float = 0.75  # half width of the trimap's unknown band, in patches
+    crop_weight: float = 0.5  # weight of the whole-crop score in a region's score (0: dense only)
     matting: bool = True  # False: the alpha is the chosen region's patch probability, upsampled
     # bilinearly (a coarse map for ablations that measure what the matting step adds; no trimap)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes
@@ -62,6 +94,8 @@ class ZeroShotConfig:
                 f"threshold must lie in (0, 1) and fallback in [0, 1), got {self.threshold} "
                 f"and {self.fallback}"
             )
+        if not 0.0 <= self.crop_weight <= 1.0:
+            raise ValueError(f"crop_weight must lie in [0, 1], got {self.crop_weight}")
         if self.band <= 0 or self.matting_side < 32:
             raise ValueError("band must be > 0 patches and matting_side >= 32 pixels")
 
@@ -213,8 +247,13 @@ class ZeroShotPredictor:
         return results[0] if isinstance(text, str) else results
 
     def _class_embeddings(self, parts: list[str]) -> torch.Tensor:
-        extra = list(self.config.distractors) + list(self.config.background)
-        return self.embed_phrases(parts + extra)
+        """Embeddings of the parts, then of the distractors that none of the parts names (a
+        distractor "dog" must not compete with "the black dog"), then of the background."""
+        words = [f" {p.lower()} " for p in parts]
+        distractors = [
+            d for d in self.config.distractors if not any(f" {d.lower()} " in w for w in words)
+        ]
+        return self.embed_phrases(parts + distractors + list(self.config.background))
 
     def _predict_one(
         self, entry: _ImageEntry, phrase: str, setting: str, select: int | None, cached: bool
@@ -249,6 +288,11 @@ class ZeroShotPredictor:
             if not regions:
                 confidences.append(0.0)
                 continue
+            if self.config.crop_weight > 0 and len(regions) > 1:
+                w = self.config.crop_weight
+                crops = self._crop_scores(entry, regions, classes[i])
+                scores = [(1 - w) * r.score + w * c for r, c in zip(regions, crops, strict=True)]
+                regions = dense.rescore_regions(regions, scores, self.logit_scale)
             chosen = dense.choose_region(regions, prompts.position_preference(part))
             if select is not None:
                 if not 0 <= select < len(regions):
@@ -288,6 +332,22 @@ class ZeroShotPredictor:
             image_cached=cached,
             candidates=candidates,
         )
+
+    def _crop_scores(
+        self, entry: _ImageEntry, regions: list[dense.Region], text: torch.Tensor
+    ) -> list[float]:
+        """Cosine of the phrase to each region seen alone, as a whole image (after ReCLIP's
+        isolation of proposals: a square crop around the region, everything outside the region
+        blurred), through the CLIP's pooled image embedding."""
+        photo = entry.photo
+        grid_h, grid_w = entry.patches.shape[:2]
+        crops = [isolate_region(photo, r.mask, CROP_FILL) for r in regions]
+        side = int(self.backbone.cfg.vision["image_size"])
+        x = torch.cat([to_model_input(c, (side, side)) for c in crops]).to(self.device)
+        with autocast(self.device):
+            emb = self.backbone.clip.encode_image(self.backbone.normalize(x)).float()
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+        return (emb @ text.float().to(emb.device)).tolist()
 
     @staticmethod
     def _candidate(
