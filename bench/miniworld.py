@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="*", choices=list(ROWS), help="subset of trained rows")
     parser.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot rows")
     parser.add_argument(
+        "--zeroshot-only", action="store_true", help="only the zero-shot rows (no training)"
+    )
+    parser.add_argument(
         "--zeroshot-method",
         default="maskclip",
         choices=DENSE_METHODS,
@@ -144,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         base = TrainConfig.from_dict({**base.to_dict(), "steps": 2, "batch_size": 4,
                                       "image_size": size, "max_minutes": 0.0,
                                       "log_every": 1, "warmup_steps": 1})  # fmt: skip
-    rows = args.rows or list(ROWS)
+    if args.zeroshot_only and (args.no_zeroshot or args.rows):
+        parser.error("--zeroshot-only cannot be combined with --no-zeroshot or --rows")
+    rows = [] if args.zeroshot_only else args.rows or list(ROWS)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         results: dict[str, dict] = {}

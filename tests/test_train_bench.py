@@ -29,3 +29,20 @@ def test_bench_smoke(tmp_path):
     # the refiner re-mattes the full row's predictions; a 2-step model is never sure of any
     # pixel, so there is nothing anchored to re-matte and its mattes are returned unchanged
     assert rows["full + refiner"]["keyword"]["sad"] == rows["full"]["keyword"]["sad"]
+
+
+def test_bench_zeroshot_only_trains_nothing(tmp_path):
+    out = tmp_path / "bench.json"
+    script = str(ROOT / "bench" / "miniworld.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--smoke", "--zeroshot-only", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(json.loads(out.read_text())) == [
+        "zero-shot (coarse map)", "zero-shot", "zero-shot, shuffled"
+    ]  # fmt: skip
+    bad = subprocess.run([sys.executable, script, "--zeroshot-only", "--rows", "full"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert bad.returncode == 2 and "--zeroshot-only" in bad.stderr
