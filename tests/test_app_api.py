@@ -206,7 +206,7 @@ def test_concurrent_clients_all_answered(served):
 
 
 def test_matte_is_refined_on_request(served):
-    """refine=True re-mattes the transition band in closed form; it is off by default."""
+    """refine=True re-mattes the transition band in closed form."""
     client, predictor = served
     default = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, True, api_name="/matte")
     photo = load_image(CAT)

@@ -68,7 +68,7 @@ def test_upload_type_run_shows_the_matte_and_edit(page_and_predictor, tmp_path):
         "document.querySelector('#status').innerText.includes('matted')", timeout=60_000
     )
     photo = load_image(CAT)
-    alpha = predictor.predict(photo, "the cat").alpha
+    alpha = predictor.predict(photo, "the cat", refine=True).alpha  # "Refine edges" is on
     matte = _shown(page, "matte")
     assert matte.shape[:2] == photo.shape[:2]
     gray = matte if matte.ndim == 2 else matte[..., 0]
