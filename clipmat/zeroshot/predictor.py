@@ -7,9 +7,10 @@ patch with the other phrases of a union, distractor and background prompts; the 
 regions where it wins are the candidates. When there are several, each is also scored whole,
 after ReCLIP's isolation of proposals (a square crop around the region, the rest blurred, through
 the pooled image embedding), since a patch knows less about an object's shape than the whole
-crop does. The best candidate (or the one at a named position) is turned into a trimap at a working resolution, matted in closed form, and upsampled to the
-photo's size with a guided filter. Patch embeddings are cached per image, so a second phrase on
-the same photo costs only the text tower and the matting.
+crop does. The best candidate (or the one at a named position) is turned into a trimap at a
+working resolution, matted in closed form, and upsampled to the photo's size with a guided
+filter. Patch embeddings are cached per image, so a second phrase on the same photo costs
+only the text tower, the candidates' crops and the matting.
 """
 
 from __future__ import annotations
@@ -49,18 +50,18 @@ def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL)
     """
     height, width = photo.shape[:2]
     sy, sx = height / mask.shape[0], width / mask.shape[1]
-    keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
-    keep = cv2.resize(keep, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
     ys, xs = np.nonzero(mask)
     y0, y1 = ys.min() * sy, (ys.max() + 1) * sy
     x0, x1 = xs.min() * sx, (xs.max() + 1) * sx
     side = round(min(max(y1 - y0, x1 - x0) / fill, height, width))
     top = round(np.clip((y0 + y1) / 2 - side / 2, 0, height - side))
     left = round(np.clip((x0 + x1) / 2 - side / 2, 0, width - side))
-    sigma = max(1.0, side / 32)
-    blurred = cv2.GaussianBlur(photo, (0, 0), sigma)
-    out = np.where(keep[..., None], photo, blurred)
-    return np.ascontiguousarray(out[top : top + side, left : left + side])
+    crop = photo[top : top + side, left : left + side]
+    keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    rows = np.minimum(((top + np.arange(side)) / sy).astype(int), mask.shape[0] - 1)
+    cols = np.minimum(((left + np.arange(side)) / sx).astype(int), mask.shape[1] - 1)
+    blurred = cv2.GaussianBlur(crop, (0, 0), max(1.0, side / 32))
+    return np.where(keep[rows][:, cols][..., None], crop, blurred)
 
 
 @dataclass
@@ -339,9 +340,7 @@ class ZeroShotPredictor:
         """Cosine of the phrase to each region seen alone, as a whole image (after ReCLIP's
         isolation of proposals: a square crop around the region, everything outside the region
         blurred), through the CLIP's pooled image embedding."""
-        photo = entry.photo
-        grid_h, grid_w = entry.patches.shape[:2]
-        crops = [isolate_region(photo, r.mask, CROP_FILL) for r in regions]
+        crops = [isolate_region(entry.photo, r.mask) for r in regions]
         side = int(self.backbone.cfg.vision["image_size"])
         x = torch.cat([to_model_input(c, (side, side)) for c in crops]).to(self.device)
         with autocast(self.device):
