@@ -76,9 +76,10 @@ def build_predictor(
     method: str = "clearclip",
     seed: int = 0,
     matting: bool = True,
+    crop_weight: float = ZeroShotConfig.crop_weight,
 ) -> ZeroShotPredictor:
     """A zero-shot predictor on a CLIP file, or on random towers of the config ``towers``
-    (``matting=False``: the coarse region map, see :class:`ZeroShotConfig`)."""
+    (``matting``, ``crop_weight``: see :class:`ZeroShotConfig`)."""
     if clip:
         backbone, _ = load_clip_backbone(clip)
         name = f"zeroshot:{Path(clip).stem}"
@@ -86,7 +87,9 @@ def build_predictor(
         torch.manual_seed(seed)
         backbone = create_backbone(get_model_config(towers).clip)
         name = f"zeroshot:random-{towers}"
-    config = ZeroShotConfig(method=method, background=MINIWORLD_BACKGROUND, matting=matting)
+    config = ZeroShotConfig(
+        method=method, background=MINIWORLD_BACKGROUND, matting=matting, crop_weight=crop_weight
+    )
     return ZeroShotPredictor(backbone, config=config, name=name, device="cpu")
 
 
@@ -98,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", help="tiny CLIP weights (clipmat.clip_pretrain output)")
     parser.add_argument("--towers", default="clipmat-mini", help="config of random towers")
     parser.add_argument("--method", default="clearclip", choices=DENSE_METHODS)
+    parser.add_argument(
+        "--crop-weight",
+        type=float,
+        default=ZeroShotConfig.crop_weight,
+        help="weight of whole-crop scores in choosing a region (0: the dense map alone)",
+    )
     parser.add_argument("--setting", choices=(*SETTINGS, "both"), default="both")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--size", type=int, default=96)
@@ -107,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.images < 1:
         parser.error("--images must be >= 1")
     try:
-        predictor = build_predictor(args.clip, towers=args.towers, method=args.method)
+        predictor = build_predictor(
+            args.clip, towers=args.towers, method=args.method, crop_weight=args.crop_weight
+        )
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
     settings = SETTINGS if args.setting == "both" else (args.setting,)
