@@ -146,6 +146,19 @@ def test_plain_dense_features_average_to_the_image_embedding():
         torch.testing.assert_close(dense.mean(dim=(1, 2)), bb.clip.encode_image(x))
 
 
+@pytest.mark.parametrize("towers", ["clipmat-mini", "clipmat-tiny"])  # avg and class token
+def test_pooled_embedding_matches_open_clip_and_takes_other_sizes(towers):
+    torch.manual_seed(2)
+    cfg = get_model_config(towers).clip
+    bb = create_backbone(cfg).eval()
+    side = cfg.vision["image_size"]
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        torch.testing.assert_close(bb.encode_pooled(x), bb.clip.encode_image(x))
+        small = bb.encode_pooled(torch.randn(2, 3, side // 2, side // 2))
+    assert small.shape == (2, cfg.embed_dim) and torch.isfinite(small).all()
+
+
 def test_short_text_encoding_matches_open_clip(tiny_backbone):
     p = ZeroShotPredictor(tiny_backbone, device="cpu")
     ids = prompts.tokenize(["the red star", "a photo of the cat with white and black fur!!"], 77)
@@ -192,7 +205,6 @@ class ColourCLIP(nn.Module):
         self.clip = nn.Module()
         self.clip.logit_scale = nn.Parameter(torch.tensor(np.log(100.0), dtype=torch.float32))
         self.clip.encode_text = self._encode_text
-        self.clip.encode_image = self._encode_image
         self.red, self.blue = bpe_encode("red")[0], bpe_encode("blue")[0]
         self.patch_size, self.text_context_length = 8, 77
 
@@ -206,7 +218,7 @@ class ColourCLIP(nn.Module):
         out[(ids == self.blue).any(1)] = torch.tensor([0.0, 1.0, 0.05])
         return out
 
-    def _encode_image(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Whole images: 'red' as much as the red channel jumps between neighbours (stripes), a
         trait no patch mean shows; so scoring crops whole tells apart what the patch map cannot."""
         stripes = (x[:, 0, :, 1:] - x[:, 0, :, :-1]).abs().flatten(1).mean(dim=1)

@@ -154,6 +154,31 @@ class CLIPBackbone(nn.Module):
         _, levels = visual.transformer.forward_intermediates(x, indices=indices, stop_early=True)
         return levels
 
+    def encode_pooled(self, images: torch.Tensor) -> torch.Tensor:
+        """The pooled image embedding (B, E) at any multiple of the patch size.
+
+        The same as open_clip's ``encode_image`` (class token or patch-token average,
+        ``ln_post``, projection), with the positional embedding resized to the image's grid, so
+        that a CLIP configured for 512 px can score crops at its pretraining size.
+
+        Args:
+            images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
+        """
+        visual = self.clip.visual
+        if getattr(visual, "attn_pool", None) is not None:
+            raise NotImplementedError("attention-pooled image towers are not supported")
+        x, _ = self._embed_patches(images)
+        x = visual.transformer(x)
+
+        def pool(t: torch.Tensor) -> torch.Tensor:
+            return t[:, 1:].mean(dim=1) if getattr(visual, "pool_type", "tok") == "avg" else t[:, 0]
+
+        if getattr(visual, "final_ln_after_pool", False):
+            pooled = visual.ln_post(pool(x))
+        else:
+            pooled = pool(visual.ln_post(x))
+        return pooled @ visual.proj if visual.proj is not None else pooled
+
     def encode_dense(self, images: torch.Tensor, *, method: str = "clearclip") -> torch.Tensor:
         """Per-patch image embeddings in the joint text-image space, without training.
 

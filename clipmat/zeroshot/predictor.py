@@ -34,6 +34,7 @@ from clipmat.zeroshot import dense, prompts
 TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
 MAX_FALLBACK_AREA = 0.5  # largest fallback candidate, as a fraction of the patch grid
 CROP_FILL = 0.75  # a region's crop is a square whose side is its longest side / this
+CROP_SIDE = 224  # crops are scored at most at this side (CLIP's pretraining resolution)
 
 
 def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL) -> np.ndarray:
@@ -334,6 +335,7 @@ class ZeroShotPredictor:
             candidates=candidates,
         )
 
+    @torch.inference_mode()
     def _crop_scores(
         self, entry: _ImageEntry, regions: list[dense.Region], text: torch.Tensor
     ) -> list[float]:
@@ -341,10 +343,11 @@ class ZeroShotPredictor:
         isolation of proposals: a square crop around the region, everything outside the region
         blurred), through the CLIP's pooled image embedding."""
         crops = [isolate_region(entry.photo, r.mask) for r in regions]
-        side = int(self.backbone.cfg.vision["image_size"])
+        patch = self.backbone.patch_size
+        side = min(self.image_size, CROP_SIDE) // patch * patch
         x = torch.cat([to_model_input(c, (side, side)) for c in crops]).to(self.device)
         with autocast(self.device):
-            emb = self.backbone.clip.encode_image(self.backbone.normalize(x)).float()
+            emb = self.backbone.encode_pooled(self.backbone.normalize(x)).float()
         emb = torch.nn.functional.normalize(emb, dim=-1)
         return (emb @ text.float().to(emb.device)).tolist()
 
