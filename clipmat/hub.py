@@ -26,7 +26,7 @@ HASH_CHUNK_BYTES = 1 << 20
 
 # The bundled mini-world checkpoint. Update both constants when the file is retrained.
 MINIWORLD_FILENAME = "miniworld.safetensors"
-MINIWORLD_SHA256: str | None = "ec93d6f06e9490096d486d8a4a7b18c32943d41aa7b55343fea67a7d45ef70fc"
+MINIWORLD_SHA256: str | None = "feff19eac51b085e656ee6098467c4e1fc96a067d102bf654cab102667f7ed46"
 MINIWORLD_ARCH = "clipmat-mini"
 
 CLIPMAT_LICENCE = "CC BY-NC 4.0 (trained on RefMatte)"
