@@ -107,8 +107,7 @@ def find_regions(
     if not masks:
         return []
     scores = np.array([float(cosine[m].mean()) for m in masks])
-    shares = np.exp(logit_scale * (scores - scores.max()))
-    shares /= shares.sum()
+    shares = _shares(scores, logit_scale)
     regions = []
     for m, s, share in zip(masks, scores, shares, strict=True):
         ys, xs = np.nonzero(m)
@@ -126,6 +125,12 @@ def find_regions(
     return regions
 
 
+def _shares(scores: np.ndarray, logit_scale: float) -> np.ndarray:
+    """Softmax of the scaled scores: each region's share of the phrase."""
+    shares = np.exp(logit_scale * (scores - scores.max()))
+    return shares / shares.sum()
+
+
 def rescore_regions(
     regions: list[Region], scores: list[float], logit_scale: float = 100.0
 ) -> list[Region]:
@@ -134,9 +139,7 @@ def rescore_regions(
         raise ValueError(f"{len(regions)} regions but {len(scores)} scores")
     if not regions:
         return []
-    best = max(scores)
-    shares = np.exp(logit_scale * (np.asarray(scores, np.float64) - best))
-    shares /= shares.sum()
+    shares = _shares(np.asarray(scores, np.float64), logit_scale)
     out = [
         replace(r, score=float(s), share=float(share))
         for r, s, share in zip(regions, scores, shares, strict=True)
