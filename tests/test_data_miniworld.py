@@ -1,7 +1,5 @@
 """Mini world: determinism, honest train/test split, fine structure, sample views, torch wrapper."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -105,16 +103,6 @@ def test_bad_world_arguments():
         MiniWorld("val")
     with pytest.raises(ValueError, match="size"):
         MiniWorld("train", size=8)
-
-
-def test_generation_speed_is_reasonable():
-    world = MiniWorld("train", 128, seed=0)
-    world.scene(0)  # loads the photos once
-    start = time.perf_counter()
-    for i in range(1, 41):
-        world.scene(i)
-    rate = 40 / (time.perf_counter() - start)
-    assert rate > 10, f"{rate:.1f} scenes/s"
 
 
 def test_torch_wrapper_and_collate():

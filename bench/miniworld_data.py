@@ -1,0 +1,67 @@
+"""Mini-world data against training: can one loader process keep the training step fed?
+
+    python bench/miniworld_data.py [--batch 32] [--size 96] [--threads 2]
+
+Prints, measured in one run, the samples per second that the on-the-fly generator makes in
+one process (scenes, augmentation, collation: a training batch), the samples per second that a CLIPMat-mini training step (forward, losses,
+backward, AdamW) consumes, and their ratio; above 1, ``workers=1`` keeps training fed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clipmat.losses import LossWeights, clipmat_loss, make_trimap  # noqa: E402
+from clipmat.training.config import TrainConfig  # noqa: E402
+from clipmat.training.data import BatchStream  # noqa: E402
+from clipmat.training.loop import build_model  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for the step")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(model="clipmat-mini", image_size=args.size, batch_size=args.batch)
+    stream = BatchStream(cfg, args.size, rank=0, start_step=0)
+    stream.batch(0)  # loads the background photos once
+    start = time.perf_counter()
+    batch = stream.batch(1)
+    generated = args.batch / (time.perf_counter() - start)
+
+    model = build_model(cfg).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    tokens = model.tokenize(batch["texts"], batch["settings"], batch["template_ids"])
+    trimap = make_trimap(batch["alphas"], 5)
+
+    def step() -> None:
+        output = model(batch["images"], tokens)
+        loss = clipmat_loss(output.semantic_logits, output.detail, batch["alphas"], trimap,
+                            LossWeights())["loss"]  # fmt: skip
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    consumed = args.batch * args.steps / (time.perf_counter() - start)
+    print(f"generator, one process, {args.size} px: {generated:.1f} samples/s")
+    print(f"training step, batch {args.batch}, {args.threads} threads: {consumed:.1f} samples/s")
+    print(f"ratio generator / training: {generated / consumed:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
