@@ -23,6 +23,7 @@ from clipmat.zeroshot import (
     load_clip_backbone,
     prompts,
 )
+from clipmat.zeroshot import predictor as zeroshot_predictor
 from clipmat.zeroshot.evaluation import evaluate_miniworld
 from clipmat.zeroshot.predictor import isolate_region
 
@@ -316,7 +317,7 @@ def test_rescore_regions_reorders_and_recomputes_shares():
         dense.rescore_regions(regions, [0.1])
 
 
-def test_crop_scores_choose_between_regions_the_patch_map_cannot_tell_apart():
+def test_crop_scores_choose_between_regions_the_patch_map_cannot_tell_apart(monkeypatch):
     image, left, right, _ = _scene()
     ys, xs = np.nonzero(right)
     stripes = (xs // 4) % 2 == 0
@@ -332,6 +333,11 @@ def test_crop_scores_choose_between_regions_the_patch_map_cannot_tell_apart():
     assert _iou(by_crop.alpha, right) > 0.85
     chosen = next(c for c in by_crop.candidates if c["chosen"])
     assert chosen["bbox"][0] > 96  # the right circle's candidate is the chosen one
+    # only the dense map's best region is cropped when MAX_CROPS is 1: the right one keeps
+    # the lowest crop score measured, so the crops cannot overturn the dense choice
+    monkeypatch.setattr(zeroshot_predictor, "MAX_CROPS", 1)
+    capped = ZeroShotPredictor(ColourCLIP(), config=config, device="cpu").predict(image, "red")
+    assert _iou(capped.alpha, left) > 0.85
     with pytest.raises(ValueError, match="crop_weight"):
         ZeroShotConfig(crop_weight=1.5)
 

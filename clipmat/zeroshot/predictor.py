@@ -35,6 +35,7 @@ TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
 MAX_FALLBACK_AREA = 0.5  # largest fallback candidate, as a fraction of the patch grid
 CROP_FILL = 0.75  # a region's crop is a square whose side is its longest side / this
 CROP_SIDE = 224  # crops are scored at most at this side (CLIP's pretraining resolution)
+MAX_CROPS = 8  # regions cropped at most (the best by dense score; see _crop_scores)
 
 
 def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL) -> np.ndarray:
@@ -341,15 +342,17 @@ class ZeroShotPredictor:
     ) -> list[float]:
         """Cosine of the phrase to each region seen alone, as a whole image (after ReCLIP's
         isolation of proposals: a square crop around the region, everything outside the region
-        blurred), through the CLIP's pooled image embedding."""
-        crops = [isolate_region(entry.photo, r.mask) for r in regions]
+        blurred), through the CLIP's pooled image embedding. Regions past the first
+        ``MAX_CROPS`` (``regions`` come best first) get the lowest score measured."""
+        crops = [isolate_region(entry.photo, r.mask) for r in regions[:MAX_CROPS]]
         patch = self.backbone.patch_size
         side = min(self.image_size, CROP_SIDE) // patch * patch
         x = torch.cat([to_model_input(c, (side, side)) for c in crops]).to(self.device)
         with autocast(self.device):
             emb = self.backbone.encode_pooled(self.backbone.normalize(x)).float()
         emb = torch.nn.functional.normalize(emb, dim=-1)
-        return (emb @ text.float().to(emb.device)).tolist()
+        scores = (emb @ text.float().to(emb.device)).tolist()
+        return scores + [min(scores)] * (len(regions) - len(scores))
 
     @staticmethod
     def _candidate(
