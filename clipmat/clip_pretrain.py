@@ -29,6 +29,19 @@ from clipmat.factory import get_model_config
 from clipmat.model.backbone import CLIP_MEAN, CLIP_STD, create_clip
 
 
+def _to_images(images: list[np.ndarray]) -> torch.Tensor:
+    """B (S, S, 3) uint8 images -> (B, 3, S, S) float32 in [0, 1]."""
+    x = torch.from_numpy(np.stack(images).astype(np.float32) / 255.0)
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def _normalise(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) in [0, 1] -> CLIP-normalised."""
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def caption_batch(
     world: MiniWorld,
     step: int,
@@ -52,8 +65,7 @@ def caption_batch(
             image = image[:, ::-1]
         images.append(np.ascontiguousarray(image))
         captions.append(caption)
-    x = torch.from_numpy(np.stack(images).astype(np.float32) / 255.0).permute(0, 3, 1, 2)
-    return x.contiguous(), captions
+    return _to_images(images), captions
 
 
 @torch.no_grad()
@@ -71,15 +83,12 @@ def keyword_accuracy(clip: torch.nn.Module, world: MiniWorld, n: int = 320) -> f
     text = F.normalize(
         clip.encode_text(open_clip.tokenize(keywords, context_length=context)), dim=-1
     )
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     hits = 0
     for start in range(0, n, 64):
         pairs = [
             world.caption_pair(i, "entity", keyword=True) for i in range(start, min(n, start + 64))
         ]
-        x = torch.from_numpy(np.stack([im for im, _ in pairs]).astype(np.float32) / 255.0)
-        x = (x.permute(0, 3, 1, 2) - mean) / std
+        x = _normalise(_to_images([im for im, _ in pairs]))
         image = F.normalize(clip.encode_image(x), dim=-1)
         guess = (image @ text.T).argmax(1).tolist()
         hits += sum(keywords[g] == cap for g, (_, cap) in zip(guess, pairs))
@@ -124,8 +133,6 @@ def pretrain_clip(
     if init is not None:
         clip.load_state_dict(hub.load_state_dict(init)[0])
     context = int(cfg.clip.text.get("context_length", 77))
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     decay = [p for n, p in clip.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     other = [p for n, p in clip.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW(
@@ -144,7 +151,7 @@ def pretrain_clip(
             g["lr"] = lr * f
         images, captions = caption_batch(world, step, batch_size, scene_prob, seed, keyword_prob)
         text = open_clip.tokenize(captions, context_length=context)
-        img_f, txt_f, scale = clip((images - mean) / std, text)
+        img_f, txt_f, scale = clip(_normalise(images), text)
         loss = loss_fn(img_f, txt_f, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
