@@ -23,8 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipmat import metrics  # noqa: E402
-from clipmat.data.miniworld import MiniWorld  # noqa: E402
-from clipmat.data.samples import unique_keyword_flags  # noqa: E402
+from clipmat.evaluate import miniworld_items  # noqa: E402
 
 
 def _blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -54,14 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200, help="held-out scenes")
     parser.add_argument("--size", type=int, default=96, help="scene side in pixels")
     args = parser.parse_args(argv)
-    world = MiniWorld("test", args.size, 0)
     hits: dict[str, dict[str, list[bool]]] = {k: defaultdict(list) for k in DEGRADATIONS}
-    for i in range(args.images):  # the keyword setting's items, as clipmat.evaluate makes them
-        entities = world.scene(i).entities
-        for e, unique in zip(entities, unique_keyword_flags([e.keyword for e in entities])):
-            if unique:
-                for name, degrade in DEGRADATIONS.items():
-                    hits[name][e.keyword].append(metrics.grounding_hit(degrade(e.alpha), e.alpha))
+    for _, pairs in miniworld_items("keyword", args.images, args.size):
+        for keyword, alpha in pairs:
+            for name, degrade in DEGRADATIONS.items():
+                hits[name][keyword].append(metrics.grounding_hit(degrade(alpha), alpha))
     print("| degradation of the true alpha | keyword grounding | categories below 0.95 |")
     print("|---|---|---|")
     for name, by_cat in hits.items():
