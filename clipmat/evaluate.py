@@ -93,27 +93,32 @@ def evaluate(
     items: list[Item] | Iterator[Item],
     *,
     fast: bool = False,
-) -> dict[str, float]:
+    per_text: bool = False,
+) -> dict:
     """Mean metrics over every (text, truth) pair.
 
     Args:
         predict: (image, texts) -> one (H, W) float32 alpha in [0, 1] per text.
         items: evaluation items (see ``Item``).
         fast: skip Grad and Conn (reported as NaN), e.g. for quick checks during training.
+        per_text: also group the samples by their text (in the keyword setting: by category).
 
     Returns:
         {"n", "sad", "mse", "mad", "grad", "conn", "grounding_accuracy", "iou",
         "selection_accuracy"}; the last is the share of samples from images with several
-        entities whose matte overlaps the referred one most (NaN when there are none).
+        entities whose matte overlaps the referred one most (NaN when there are none). With
+        ``per_text``, "per_text" maps each text to the same metrics over its samples.
     """
     rows: list[dict[str, float]] = []
-    selections: list[float] = []
+    texts: list[str] = []
+    selections: list[float] = []  # NaN where the image has a single entity
     for image, pairs in items:
         alphas = predict(image, [t for t, _ in pairs])
         entities = list({id(gt): gt for _, gt in pairs}.values())
-        for pred, (_, gt) in zip(alphas, pairs, strict=True):
-            if len(entities) > 1:
-                selections.append(float(_selects(pred, gt, entities)))
+        for pred, (text, gt) in zip(alphas, pairs, strict=True):
+            texts.append(text)
+            many = len(entities) > 1
+            selections.append(float(_selects(pred, gt, entities)) if many else float("nan"))
             if fast:
                 p = np.clip(pred.astype(np.float64), 0, 1)
                 g = gt.astype(np.float64)
@@ -125,11 +130,26 @@ def evaluate(
                 rows.append(metrics.compute_all(pred, gt))
     if not rows:
         raise ValueError("nothing to evaluate: no (text, alpha) pairs in the data")
-    result = {"n": len(rows)}
+    result = _summarise(rows, selections)
+    if per_text:
+        groups: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            groups.setdefault(text, []).append(i)
+        result["per_text"] = {
+            text: _summarise([rows[i] for i in idx], [selections[i] for i in idx])
+            for text, idx in sorted(groups.items())
+        }
+    return result
+
+
+def _summarise(rows: list[dict[str, float]], selections: list[float]) -> dict:
+    """Means of per-sample metrics; selection over the samples where it is defined."""
+    result: dict = {"n": len(rows)}
     for key in ("sad", "mse", "mad", "grad", "conn", "iou"):
         result[key] = float(np.mean([r[key] for r in rows]))
     result["grounding_accuracy"] = float(np.mean([r["grounding_hit"] for r in rows]))
-    result["selection_accuracy"] = float(np.mean(selections)) if selections else float("nan")
+    defined = [s for s in selections if not np.isnan(s)]
+    result["selection_accuracy"] = float(np.mean(defined)) if defined else float("nan")
     return result
 
 
@@ -200,12 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="mini-world seed")
     parser.add_argument("--shuffle-text", action="store_true", help="control: shuffled phrases")
     parser.add_argument("--refine", action="store_true", help="predict(..., refine=True)")
+    parser.add_argument(
+        "--per-keyword",
+        action="store_true",
+        help="keyword setting: also a row per keyword (category), worst grounding first",
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     if bool(args.data) == bool(args.mini_world):
         parser.error("give exactly one of --data DIR or --mini-world")
     if args.images < 1:
         parser.error("--images must be >= 1")
+    if args.per_keyword and args.setting != "keyword":
+        parser.error("--per-keyword groups samples by their keyword; use it with --setting keyword")
     try:
         predictor = load_any_predictor(args.predictor, args.device)
     except (FileNotFoundError, ValueError) as err:
@@ -220,8 +247,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(err))
     if args.shuffle_text:
         items = shuffle_texts(items, np.random.default_rng(args.seed))
-    result = evaluate(predictor_fn(predictor, args.setting, args.refine), items)
+    predict = predictor_fn(predictor, args.setting, args.refine)
+    result = evaluate(predict, items, per_text=args.per_keyword)
     print(format_table({args.setting: result}))
+    if args.per_keyword:
+        result["per_keyword"] = result.pop("per_text")
+        worst_first = sorted(
+            result["per_keyword"].items(), key=lambda kv: kv[1]["grounding_accuracy"]
+        )
+        print(format_table(dict(worst_first)).replace("| setting |", "| keyword |", 1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({**result, "setting": args.setting}, indent=2))

@@ -132,3 +132,42 @@ def test_selection_accuracy_separates_grounding_from_edges(tmp_path, rng):
     single = evaluate(lambda img, texts: [gt for _, gt in pairs][: len(texts)],
                       list(folder_items(tmp_path, "test", "keyword"))[:1])  # fmt: skip
     assert np.isnan(single["selection_accuracy"])
+
+
+def test_per_text_groups_samples_by_keyword(tmp_path, rng):
+    """thing0 is in both images (matted perfectly), thing1 in one (left empty)."""
+    _write_folder(tmp_path, rng)
+    items = list(folder_items(tmp_path, "test", "keyword"))
+    truth = {(id(img), t): a for img, pairs in items for t, a in pairs}
+
+    def predict(img, texts):
+        return [truth[id(img), t] if t == "thing0" else np.zeros((40, 60), np.float32)
+                for t in texts]  # fmt: skip
+
+    result = evaluate(predict, items, per_text=True)
+    assert result["grounding_accuracy"] == pytest.approx(2 / 3)
+    per = result["per_text"]
+    assert sorted(per) == ["thing0", "thing1"]
+    assert per["thing0"]["n"] == 2 and per["thing0"]["grounding_accuracy"] == 1.0
+    assert per["thing0"]["sad"] == 0.0 and per["thing0"]["selection_accuracy"] == 1.0
+    assert per["thing1"]["n"] == 1 and per["thing1"]["grounding_accuracy"] == 0.0
+    assert per["thing1"]["selection_accuracy"] == 0.0
+    assert "per_text" not in evaluate(predict, items)
+
+
+def test_cli_per_keyword_table_and_json(tmp_path, rng, capsys):
+    torch.manual_seed(0)
+    ckpt = clipmat.save_model(clipmat.create_model("clipmat-mini"), tmp_path / "m.safetensors")
+    _write_folder(tmp_path / "data", rng)
+    out = tmp_path / "out.json"
+    base = ["--predictor", str(ckpt), "--data", str(tmp_path / "data"), "--device", "cpu"]
+    assert main([*base, "--per-keyword", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "| keyword | n |" in printed and "| thing0 | 2 |" in printed and "| thing1 | 1 |" in printed
+    )
+    result = json.loads(out.read_text())
+    assert {k: v["n"] for k, v in result["per_keyword"].items()} == {"thing0": 2, "thing1": 1}
+    with pytest.raises(SystemExit):
+        main([*base, "--per-keyword", "--setting", "expression"])
+    assert "use it with --setting keyword" in capsys.readouterr().err
