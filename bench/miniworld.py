@@ -1,6 +1,6 @@
 """The mini world, end to end: the full tiny CLIPMat, the paper's ablation rows and a control.
 
-    python bench/miniworld.py [--minutes 8] [--clip-init FILE] [--out runs/bench] [--json OUT]
+    python bench/miniworld.py [--minutes 8] [--clip-init FILE] [--seeds 1] [--out runs/bench] [--json OUT]
     python bench/miniworld.py --smoke          # a tiny version, under a minute
 
 Every row trains from the same tiny CLIP (``--clip-init``, made by ``python -m
@@ -20,7 +20,10 @@ and rows that are evaluated without training of their own:
                           upsampled (what the dense similarity alone gives)
   zero-shot               the same with its trimap and closed-form matting
   zero-shot, shuffled     its control, phrases shuffled across samples
-The whole run takes about 6 x (minutes + evaluation) on two CPU cores.
+The whole run takes about 6 x (minutes + evaluation) on two CPU cores. ``--seeds N`` trains every
+row N times (training seeds 0..N-1) and reports the means, with the spread of grounding
+accuracy across seeds (one standard deviation) beside it: the ablation rows differ by a few
+hundredths, about what one training seed changes.
 """
 
 from __future__ import annotations
@@ -68,18 +71,35 @@ def evaluate_row(
     return result
 
 
-def run_row(name: str, base: TrainConfig, out: Path, images: int, size: int) -> tuple[dict, Any]:
+def run_row(
+    name: str, base: TrainConfig, out: Path, images: int, size: int, seed: int = 0
+) -> tuple[dict, Any]:
     """Train one row and evaluate it on held-out scenes; returns ({setting: metrics}, predictor)."""
     overrides = {**base.model_overrides, **ROWS[name]}
     cfg = TrainConfig.from_dict({
-        **base.to_dict(), "model_overrides": overrides, "out_dir": str(out / name),
-        "shuffle_text": name == "shuffled", "resume": False,
+        **base.to_dict(), "model_overrides": overrides, "out_dir": str(out / name / f"seed{seed}"),
+        "shuffle_text": name == "shuffled", "resume": False, "seed": seed,
     })  # fmt: skip
     summary = train(cfg)
     predictor = CLIPMatPredictor(load_model(summary["checkpoint"]), name=name, device="cpu")
     result = {"train_steps": summary["step"], "loss": summary["last_loss"]}
     result.update(evaluate_row(predictor, images, size, shuffled=name == "shuffled"))
     return result, predictor
+
+
+def mean_over_seeds(runs: list[dict]) -> dict:
+    """One row from its runs: every metric averaged; with several runs, each setting also
+    carries ``grounding_sd`` (standard deviation across seeds) and the row its ``seeds``."""
+    if len(runs) == 1:
+        return runs[0]
+    row: dict = {"train_steps": runs[0]["train_steps"], "seeds": runs}
+    row["loss"] = float(np.mean([r["loss"] for r in runs]))
+    for setting in ("keyword", "expression"):
+        row[setting] = {k: float(np.mean([r[setting][k] for r in runs])) for k in runs[0][setting]}
+        row[setting]["grounding_sd"] = float(
+            np.std([r[setting]["grounding_accuracy"] for r in runs])
+        )
+    return row
 
 
 def zeroshot_rows(clip: str | None, method: str, images: int, size: int) -> dict[str, dict]:
@@ -99,10 +119,15 @@ def format_rows(results: dict[str, dict]) -> str:
     head = [f"{s} {c}" for s in ("keyword", "expression") for c in cols]
     lines = ["| row | steps | " + " | ".join(head) + " |", "|---" * (2 + len(head)) + "|"]
     for name, r in results.items():
-        cells = [f"{r[s]['sad']:.3f} | {r[s]['mad']:.4f} | {r[s]['grounding_accuracy']:.3f} | "
+        cells = [f"{r[s]['sad']:.3f} | {r[s]['mad']:.4f} | {_grounding(r[s])} | "
                  f"{r[s]['selection_accuracy']:.3f}" for s in ("keyword", "expression")]  # fmt: skip
         lines.append(f"| {name} | {r['train_steps']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _grounding(metrics: dict) -> str:
+    text = f"{metrics['grounding_accuracy']:.3f}"
+    return text + (f" ± {metrics['grounding_sd']:.3f}" if "grounding_sd" in metrics else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,10 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         help="training steps per row instead of a time budget (fair under load)",
     )
     parser.add_argument("--clip-init", help="tiny CLIP weights from clipmat.clip_pretrain")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="training runs per row (seeds 0..N-1), averaged"
+    )
     parser.add_argument("--images", type=int, default=150, help="held-out scenes per setting")
     parser.add_argument("--out", help="run folders (a temporary folder when omitted)")
     parser.add_argument("--json", help="write all rows' metrics here")
-    parser.add_argument("--rows", nargs="*", choices=list(ROWS), help="subset of trained rows")
+    parser.add_argument(
+        "--rows",
+        nargs="*",
+        choices=[name.lstrip("-") for name in ROWS],
+        help="subset of trained rows; an ablation is named by the module it removes (popup)",
+    )
     parser.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot rows")
     parser.add_argument(
         "--zeroshot-only", action="store_true", help="only the zero-shot rows (no training)"
@@ -149,18 +182,25 @@ def main(argv: list[str] | None = None) -> int:
                                       "log_every": 1, "warmup_steps": 1})  # fmt: skip
     if args.zeroshot_only and (args.no_zeroshot or args.rows):
         parser.error("--zeroshot-only cannot be combined with --no-zeroshot or --rows")
-    rows = [] if args.zeroshot_only else args.rows or list(ROWS)
+    chosen = [name if name in ROWS else f"-{name}" for name in args.rows or []]
+    rows = [] if args.zeroshot_only else chosen or list(ROWS)
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         results: dict[str, dict] = {}
         for name in rows:
-            results[name], predictor = run_row(name, base, out, images, size)
+            runs, refined = [], []
+            for seed in range(args.seeds):
+                result, predictor = run_row(name, base, out, images, size, seed)
+                runs.append(result)
+                if name == "full":
+                    refined.append({"train_steps": result["train_steps"], "loss": result["loss"],
+                                    **evaluate_row(predictor, images, size, refine=True)})  # fmt: skip
+            results[name] = mean_over_seeds(runs)
             print(format_rows({name: results[name]}).splitlines()[-1], flush=True)
-            if name == "full":
-                results["full + refiner"] = {
-                    "train_steps": results[name]["train_steps"],
-                    **evaluate_row(predictor, images, size, refine=True),
-                }  # fmt: skip
+            if refined:
+                results["full + refiner"] = mean_over_seeds(refined)
     if not args.no_zeroshot:
         results.update(zeroshot_rows(args.clip_init, args.zeroshot_method, images, size))
     print(format_rows(results))

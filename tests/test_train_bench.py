@@ -46,3 +46,25 @@ def test_bench_zeroshot_only_trains_nothing(tmp_path):
     bad = subprocess.run([sys.executable, script, "--zeroshot-only", "--rows", "full"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
     assert bad.returncode == 2 and "--zeroshot-only" in bad.stderr
+
+
+def test_bench_seeds_average_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "miniworld.py"), "--smoke", "--seeds", "2",
+         "--rows", "full", "popup", "--no-zeroshot", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert list(rows) == ["full", "full + refiner", "-popup"]
+    for r in rows.values():
+        a, b = r["seeds"]
+        assert a["loss"] != b["loss"]  # two seeds, two different runs
+        assert r["loss"] == (a["loss"] + b["loss"]) / 2
+        for setting in ("keyword", "expression"):
+            g = [a[setting]["grounding_accuracy"], b[setting]["grounding_accuracy"]]
+            assert r[setting]["grounding_accuracy"] == sum(g) / 2
+            assert r[setting]["grounding_sd"] == abs(g[0] - g[1]) / 2
+    assert "| -popup | 2 |" in proc.stdout and " ± " in proc.stdout
