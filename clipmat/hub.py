@@ -26,7 +26,7 @@ HASH_CHUNK_BYTES = 1 << 20
 
 # The bundled mini-world checkpoint. Update both constants when the file is retrained.
 MINIWORLD_FILENAME = "miniworld.safetensors"
-MINIWORLD_SHA256: str | None = "feff19eac51b085e656ee6098467c4e1fc96a067d102bf654cab102667f7ed46"
+MINIWORLD_SHA256: str | None = "174167d27c1601884759128025199e96ace23ed3eaeec2336cf382a1fcb029b1"
 MINIWORLD_ARCH = "clipmat-mini"
 
 CLIPMAT_LICENCE = "CC BY-NC 4.0 (trained on RefMatte)"
