@@ -22,8 +22,8 @@ and rows that are evaluated without training of their own:
   zero-shot, shuffled     its control, phrases shuffled across samples
 The whole run takes about 6 x (minutes + evaluation) on two CPU cores. ``--seeds N`` trains every
 row N times (training seeds 0..N-1) and reports the means, with the spread of grounding
-accuracy across seeds (one standard deviation) beside it: the ablation rows differ by a few
-hundredths, about what one training seed changes.
+accuracy across seeds (one standard deviation) beside it. The ablation rows of a single run
+differ by a few hundredths, too little to order them without knowing that spread.
 """
 
 from __future__ import annotations
