@@ -3,8 +3,10 @@
     python bench/miniworld_data.py [--batch 32] [--size 96] [--threads 2]
 
 Prints, measured in one run, the samples per second that the on-the-fly generator makes in
-one process (scenes, augmentation, collation: a training batch), the samples per second that a CLIPMat-mini training step (forward, losses,
-backward, AdamW) consumes, and their ratio; above 1, ``workers=1`` keeps training fed.
+one process (scenes, augmentation, collation: a training batch), the samples per second that a
+CLIPMat-mini training step consumes (forward, losses, backward, gradient clipping, AdamW, with
+the training loop's parameter groups, trimap kernel and loss weights), and their ratio; above
+1, ``workers=1`` keeps training fed.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clipmat.losses import LossWeights, clipmat_loss, make_trimap  # noqa: E402
+from clipmat.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size  # noqa: E402
 from clipmat.training.config import TrainConfig  # noqa: E402
 from clipmat.training.data import BatchStream  # noqa: E402
-from clipmat.training.loop import build_model  # noqa: E402
+from clipmat.training.loop import build_model, param_groups  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,16 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     generated = args.batch / (time.perf_counter() - start)
 
     model = build_model(cfg).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg))
+    weights = LossWeights(cfg.loss_sem, cfg.loss_detail, cfg.loss_fusion, cfg.loss_dice)
     tokens = model.tokenize(batch["texts"], batch["settings"], batch["template_ids"])
-    trimap = make_trimap(batch["alphas"], 5)
+    kernel = trimap_kernel_size(args.size, np.random.default_rng(0), cfg.trimap_kernel)
+    trimap = make_trimap(batch["alphas"], kernel)
 
     def step() -> None:
         output = model(batch["images"], tokens)
         loss = clipmat_loss(output.semantic_logits, output.detail, batch["alphas"], trimap,
-                            LossWeights())["loss"]  # fmt: skip
+                            weights)["loss"]  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
 
     step()  # warm-up
