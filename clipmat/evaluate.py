@@ -180,9 +180,10 @@ def predictor_fn(
     return predict
 
 
-def format_table(rows: dict[str, dict[str, float]]) -> str:
-    """A table shaped like the poster's: one row per setting (SAD, Grad, Conn in thousands)."""
-    head = "| setting | n | SAD | MSE | MAD | Grad | Conn | grounding | selection |"
+def format_table(rows: dict[str, dict[str, float]], label: str = "setting") -> str:
+    """A table shaped like the poster's: one row per setting, or per whatever ``label`` names
+    (SAD, Grad, Conn in thousands)."""
+    head = f"| {label} | n | SAD | MSE | MAD | Grad | Conn | grounding | selection |"
     lines = [head, "|" + "---|" * 9]
     for name, r in rows.items():
         lines.append(
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         worst_first = sorted(
             result["per_keyword"].items(), key=lambda kv: kv[1]["grounding_accuracy"]
         )
-        print(format_table(dict(worst_first)).replace("| setting |", "| keyword |", 1))
+        print(format_table(dict(worst_first), label="keyword"))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({**result, "setting": args.setting}, indent=2))
