@@ -52,6 +52,9 @@ class CLIPMatConfig:
     details_visual: tuple[int, int, int, int] = (32, 64, 128, 256)  # channels of V_1..V_4
     details_image: tuple[int, int, int, int] = (16, 32, 32, 64)  # channels of M_1..M_4
     details_out: tuple[int, int, int, int] = (32, 64, 128, 256)  # D_1..D_4
+    # Channels of F_0, an image-only level at full resolution that the details decoder reads
+    # after C1; 0 leaves it out (the figure's layout: the finest level is at stride 2).
+    details_full_res: int = 0
     # Decoders
     semantic_channels: tuple[int, int] = (128, 64)  # C2, C1
     detail_channels: tuple[int, int, int, int] = (128, 64, 32, 32)  # C4, C3, C2, C1

@@ -5,6 +5,7 @@ import torch
 
 import clipmat
 from clipmat.config import CLIPMatConfig
+from clipmat.model.decoders import DetailsDecoder
 from clipmat.model.details import DetailsExtractor, LastTokensOnly
 from clipmat.model.popup import SemanticPopUp, TextScaling
 
@@ -100,9 +101,10 @@ def test_ablation_switches_remove_their_modules():
     no_popup = clipmat.create_model("clipmat-tiny", popup=False)
     assert isinstance(no_popup.popup, TextScaling)
     assert not any(isinstance(m, torch.nn.MultiheadAttention) for m in no_popup.popup.modules())
-    no_details = clipmat.create_model("clipmat-tiny", details=False)
+    no_details = clipmat.create_model("clipmat-tiny", details=False, details_full_res=4)
     assert isinstance(no_details.details, LastTokensOnly)
     assert not any(k.startswith("details.levels") for k in no_details.state_dict())
+    assert no_details.details_decoder.c0 is None  # F_0 belongs to the details extractor
     no_post = clipmat.create_model("clipmat-tiny", post_context=False)
     assert no_post.prompt.context is None
     tokens = no_post.tokenize(["cat"], ["keyword"])
@@ -201,3 +203,71 @@ def test_semantic_labels_equal_argmax_with_ties():
     logits[1, 1, :5] = logits[1, 2, :5]  # transition / foreground ties
     logits[2, 0, :, :7] = logits[2, 2, :, :7]  # background / foreground ties
     assert torch.equal(semantic_labels(logits), logits.argmax(dim=1))
+
+
+def test_full_res_level_starts_as_the_model_without_it():
+    """A model trained without F_0 loads into one with it and predicts the same alpha; one
+    training step then changes the alpha through the new head."""
+    torch.manual_seed(0)
+    plain = clipmat.create_model("clipmat-tiny")
+    full = clipmat.create_model("clipmat-tiny", details_full_res=4)
+    missing, unexpected = full.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected
+    assert missing and all(".full_res." in k or ".c0." in k or ".head0." in k for k in missing)
+    images, tokens = _batch(plain, 64, 64)
+    with torch.no_grad():
+        before, reference = full(images, tokens), plain(images, tokens)
+    assert torch.equal(before.detail, reference.detail)
+    assert torch.equal(before.alpha, reference.alpha)
+    full.train()
+    (full(images, tokens).detail * torch.rand(2, 1, 64, 64)).sum().backward()
+    assert full.details_decoder.head0.weight.grad.abs().sum() > 0
+    torch.optim.SGD(full.details_decoder.head0.parameters(), lr=1.0).step()
+    full.eval()
+    with torch.no_grad():
+        assert not torch.allclose(full(images, tokens).detail, before.detail)
+
+
+def _lines(generator: torch.Generator, n: int = 8, size: int = 16):
+    """Images of 1-pixel lines on noise, (n, 3, size, size), and the lines as alpha."""
+    alpha = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        for _ in range(3):
+            k = int(torch.randint(0, size, (1,), generator=generator))
+            if torch.rand(1, generator=generator) < 0.5:
+                alpha[i, 0, k, :] = 1
+            else:
+                alpha[i, 0, :, k] = 1
+    noise = 0.1 * torch.randn(n, 3, size, size, generator=generator)
+    return alpha.expand(-1, 3, -1, -1) + noise, alpha
+
+
+def _fit_lines(full_res: int, steps: int = 50) -> float:
+    """IoU on held-out 1-pixel lines of a small MDE + details decoder fitted to them."""
+    torch.manual_seed(0)
+    ch = (8, 8, 8, 8)
+    extractor = DetailsExtractor(visual_width=8, visual_ch=(4,) * 4, image_ch=(4,) * 4,
+                                 out_ch=ch, full_res_ch=full_res)  # fmt: skip
+    decoder = DetailsDecoder(in_ch=ch, channels=ch, skips=True, full_res_ch=full_res)
+    optimizer = torch.optim.Adam([*extractor.parameters(), *decoder.parameters()], lr=1e-2)
+    tokens = [torch.zeros(8, 2, 8)] * 4  # CLS + a 1x1 grid: the lines are in the image only
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        image, alpha = _lines(generator)
+        pred = decoder(extractor(tokens, image, (1, 1)), image.shape[-2:])
+        loss = torch.nn.functional.binary_cross_entropy(pred, alpha)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    extractor.eval(), decoder.eval()
+    image, alpha = _lines(torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pred = decoder(extractor(tokens, image, (1, 1)), image.shape[-2:]) > 0.5
+    truth = alpha > 0.5
+    return float((pred & truth).sum() / (pred | truth).sum())
+
+
+def test_full_res_level_draws_one_pixel_lines():
+    """From stride 2 a bilinear upsampling cannot draw a 1-pixel line; F_0 and C0 can."""
+    assert _fit_lines(full_res=4) > 0.9
+    assert _fit_lines(full_res=0) < 0.6

@@ -118,6 +118,21 @@ def test_resume_continues_from_saved_step(tmp_path, capsys):
     assert checkpoint_step(out / "last.safetensors") == 5
 
 
+def test_init_from_a_model_without_a_new_module(tmp_path):
+    """Fine-tuning may add the full-resolution level to a trained model: the new modules are
+    named in a warning; a checkpoint with modules the config lacks is refused."""
+    plain = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "plain")))["checkpoint"]
+    grown = _cfg(tmp_path, init=plain, model_overrides={"details_full_res": 4})
+    with pytest.warns(UserWarning, match="details.full_res.convs.0.0.*head0"):
+        model = build_model(grown)
+    source = load_model(plain).state_dict()
+    assert torch.equal(model.state_dict()["prompt.context"], source["prompt.context"])
+    big = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "big"),
+                     model_overrides={"details_full_res": 4}))["checkpoint"]  # fmt: skip
+    with pytest.raises(ValueError, match="no place for"):
+        build_model(_cfg(tmp_path, init=big))
+
+
 def test_cli_rejects_bad_override(capsys):
     with pytest.raises(SystemExit):
         train_main(["batch_size=0"])

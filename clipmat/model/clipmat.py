@@ -81,12 +81,16 @@ class CLIPMat(nn.Module):
                 visual_ch=cfg.details_visual,
                 image_ch=cfg.details_image,
                 out_ch=cfg.details_out,
+                full_res_ch=cfg.details_full_res,
             )
         else:
             self.details = LastTokensOnly(visual_width=dv, out_ch=cfg.details_out[3])
         self.semantic_decoder = SemanticDecoder(in_ch=cfg.popup_out, channels=cfg.semantic_channels)
         self.details_decoder = DetailsDecoder(
-            in_ch=cfg.details_out, channels=cfg.detail_channels, skips=cfg.details
+            in_ch=cfg.details_out,
+            channels=cfg.detail_channels,
+            skips=cfg.details,
+            full_res_ch=cfg.details_full_res if cfg.details else 0,
         )
         self.apply_freezing()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from clipmat.model.layers import DecoderBlock, resize
+from clipmat.model.layers import ConvBNReLU, DecoderBlock, resize
 
 BACKGROUND, TRANSITION, FOREGROUND = 0, 1, 2
 
@@ -27,10 +27,20 @@ class SemanticDecoder(nn.Module):
 class DetailsDecoder(nn.Module):
     """U-Net style C4 -> C1 over the MDE features; sigmoid alpha for the transition region.
 
-    Levels whose feature is ``None`` (the ablation without MDE) are skipped connections.
+    Levels whose feature is ``None`` (the ablation without MDE) are skipped connections. With
+    ``full_res_ch`` > 0, a C0 block reads C1's output upsampled to full size beside F_0 and adds
+    a correction to the alpha logit there; its head starts at zero, so a model trained without
+    it predicts the same alpha until the correction learns.
     """
 
-    def __init__(self, *, in_ch: tuple[int, ...], channels: tuple[int, ...], skips: bool) -> None:
+    def __init__(
+        self,
+        *,
+        in_ch: tuple[int, ...],
+        channels: tuple[int, ...],
+        skips: bool,
+        full_res_ch: int = 0,
+    ) -> None:
         super().__init__()
         skip = [c if skips else 0 for c in in_ch]
         self.c4 = DecoderBlock(in_ch[3], channels[0])
@@ -38,15 +48,25 @@ class DetailsDecoder(nn.Module):
         self.c2 = DecoderBlock(channels[1] + skip[1], channels[2])
         self.c1 = DecoderBlock(channels[2] + skip[0], channels[3], upsample=False)
         self.head = nn.Conv2d(channels[3], 1, 1)
+        self.c0 = self.head0 = None
+        if full_res_ch > 0:
+            self.c0 = ConvBNReLU(channels[3] + full_res_ch, full_res_ch)
+            self.head0 = nn.Conv2d(full_res_ch, 1, 1)
+            nn.init.zeros_(self.head0.weight)
+            nn.init.zeros_(self.head0.bias)
 
     def forward(self, feats: list[torch.Tensor | None], size: tuple[int, int]) -> torch.Tensor:
-        """F_1..F_4 (strides 2..16) -> (B, 1, H, W) alpha in [0, 1]."""
-        x = self.c4(feats[3])
-        for block, skip in ((self.c3, feats[2]), (self.c2, feats[1]), (self.c1, feats[0])):
+        """F_0..F_4 (strides 1..16; F_0 may be None) -> (B, 1, H, W) alpha in [0, 1]."""
+        x = self.c4(feats[4])
+        for block, skip in ((self.c3, feats[3]), (self.c2, feats[2]), (self.c1, feats[1])):
             if skip is not None:
                 x = torch.cat([resize(x, skip.shape[-2:]), skip], dim=1)
             x = block(x)
-        return torch.sigmoid(resize(self.head(x), size))
+        logit = resize(self.head(x), size)  # (B, 1, H, W) from stride 2
+        if self.c0 is not None and feats[0] is not None:
+            x = self.c0(torch.cat([resize(x, size), feats[0]], dim=1))
+            logit = logit + self.head0(x)
+        return torch.sigmoid(logit)
 
 
 def fuse_alpha(semantic_logits: torch.Tensor, detail: torch.Tensor, mode: str) -> torch.Tensor:

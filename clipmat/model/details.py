@@ -35,8 +35,23 @@ class DetailLevel(nn.Module):
         return self.fuse(torch.cat([v, m], dim=1))
 
 
+class FullResLevel(nn.Module):
+    """F_0: the image alone at full resolution, (Conv3x3-BN-ReLU) x 2 (our addition, see the
+    README). The visual tokens are left out: at stride 1 they would only be a blurred copy of
+    what F_1 already holds."""
+
+    def __init__(self, out_ch: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(ConvBNReLU(3, out_ch), ConvBNReLU(out_ch, out_ch))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """image (B, 3, H, W) normalised -> (B, out_ch, H, W)."""
+        return self.convs(image)
+
+
 class DetailsExtractor(nn.Module):
-    """MDE: returns F_1..F_4 at strides 2, 4, 8, 16 of the input."""
+    """MDE: returns [F_0, F_1, ..., F_4], F_i at stride 2^i of the input; F_0 (full
+    resolution, image only) is None unless ``full_res_ch`` > 0."""
 
     def __init__(
         self,
@@ -45,8 +60,10 @@ class DetailsExtractor(nn.Module):
         visual_ch: tuple[int, ...],
         image_ch: tuple[int, ...],
         out_ch: tuple[int, ...],
+        full_res_ch: int = 0,
     ) -> None:
         super().__init__()
+        self.full_res = FullResLevel(full_res_ch) if full_res_ch > 0 else None
         self.levels = nn.ModuleList(
             DetailLevel(
                 level=i + 1,
@@ -60,12 +77,15 @@ class DetailsExtractor(nn.Module):
 
     def forward(
         self, levels: list[torch.Tensor], image: torch.Tensor, grid: tuple[int, int]
-    ) -> list[torch.Tensor]:
-        return [layer(tokens, image, grid) for layer, tokens in zip(self.levels, levels)]
+    ) -> list[torch.Tensor | None]:
+        """4 x (B, 1+h*w, Dv) tokens and the normalised image (B, 3, H, W) -> F_0..F_4."""
+        f0 = self.full_res(image) if self.full_res is not None else None
+        return [f0, *(layer(tokens, image, grid) for layer, tokens in zip(self.levels, levels))]
 
 
 class LastTokensOnly(nn.Module):
-    """The ablation without MDE: only the final visual tokens, reduced, at stride 16, no skips."""
+    """The ablation without MDE: only the final visual tokens, reduced, at stride 16, no skips
+    (F_0..F_3 are None)."""
 
     def __init__(self, *, visual_width: int, out_ch: int) -> None:
         super().__init__()
@@ -75,4 +95,4 @@ class LastTokensOnly(nn.Module):
         self, levels: list[torch.Tensor], image: torch.Tensor, grid: tuple[int, int]
     ) -> list[torch.Tensor | None]:
         size = (image.shape[-2] // 16, image.shape[-1] // 16)
-        return [None, None, None, resize(self.reduce(tokens_to_grid(levels[-1], grid)), size)]
+        return [None] * 4 + [resize(self.reduce(tokens_to_grid(levels[-1], grid)), size)]

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,15 +48,32 @@ def model_config(cfg: TrainConfig) -> CLIPMatConfig:
 
 
 def build_model(cfg: TrainConfig) -> CLIPMat:
-    """A fresh model for ``cfg``: random init, then CLIP weights (``clip_init``) or a full
-    CLIPMat checkpoint (``init``) when named. Returned in train mode, freezing applied."""
+    """A fresh model for ``cfg``: random init, then CLIP weights (``clip_init``) or a CLIPMat
+    checkpoint (``init``) when named. Returned in train mode, freezing applied.
+
+    ``init`` may lack modules this config adds (say ``details_full_res``): they keep their
+    initialisation, with a warning that names them. Weights the config has no place for are an
+    error.
+    """
     mcfg = model_config(cfg)
     model = create_model(mcfg)
     if cfg.clip_init:
         load_clip_pretrained(model, cfg.clip_init)
     if cfg.init:
         source = load_model(cfg.init)
-        model.load_state_dict(source.state_dict(), strict=True)
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        if unexpected:
+            raise ValueError(
+                f"init {cfg.init} holds {len(unexpected)} tensors this config has no place for, "
+                f"e.g. {unexpected[:3]}; check model and model_overrides"
+            )
+        if missing:
+            modules = sorted({k.rsplit(".", 1)[0] for k in missing})
+            warnings.warn(
+                f"init {cfg.init} has no weights for {len(missing)} tensors; these modules "
+                f"start from their initialisation: {modules}",
+                stacklevel=2,
+            )
     model.apply_freezing()
     return model.train()
 
