@@ -121,16 +121,17 @@ def test_resume_continues_from_saved_step(tmp_path, capsys):
 def test_init_from_a_model_without_a_new_module(tmp_path):
     """Fine-tuning may add the full-resolution level to a trained model: the new modules are
     named in a warning; a checkpoint with modules the config lacks is refused."""
-    plain = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "plain")))["checkpoint"]
-    grown = _cfg(tmp_path, init=plain, model_overrides={"details_full_res": 4})
+    without, with_level = {"details_full_res": 0}, {"details_full_res": 4}
+    plain = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "plain"),
+                       model_overrides=without))["checkpoint"]  # fmt: skip
     with pytest.warns(UserWarning, match="details.full_res.convs.0.0.*head0"):
-        model = build_model(grown)
+        model = build_model(_cfg(tmp_path, init=plain, model_overrides=with_level))
     source = load_model(plain).state_dict()
     assert torch.equal(model.state_dict()["prompt.context"], source["prompt.context"])
     big = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "big"),
-                     model_overrides={"details_full_res": 4}))["checkpoint"]  # fmt: skip
+                     model_overrides=with_level))["checkpoint"]  # fmt: skip
     with pytest.raises(ValueError, match="no place for"):
-        build_model(_cfg(tmp_path, init=big))
+        build_model(_cfg(tmp_path, init=big, model_overrides=without))
 
 
 def test_cli_rejects_bad_override(capsys):
