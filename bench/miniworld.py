@@ -13,6 +13,7 @@ colour-category pairs) in the keyword and expression settings. Rows:
   -details       MDE off: the details decoder sees only the last visual tokens
   -pre_context   no templates around keywords
   -post_context  no learnable context vectors
+  -full_res      our addition off: the details decoder answers at half resolution, as drawn
   shuffled       the control: trained and tested with phrases shuffled across samples
 and rows that are evaluated without training of their own:
   full + refiner          the full row with ``predict(..., refine=True)``
@@ -20,7 +21,7 @@ and rows that are evaluated without training of their own:
                           upsampled (what the dense similarity alone gives)
   zero-shot               the same with its trimap and closed-form matting
   zero-shot, shuffled     its control, phrases shuffled across samples
-The whole run takes about 6 x (minutes + evaluation) on two CPU cores. ``--seeds N`` trains every
+The whole run takes about 7 x (minutes + evaluation) on two CPU cores. ``--seeds N`` trains every
 row N times (training seeds 0..N-1) and reports the means, with the spread of grounding
 accuracy across seeds (one standard deviation) beside it. The ablation rows of a single run
 differ by a few hundredths, too little to order them without knowing that spread.
@@ -54,6 +55,7 @@ ROWS: dict[str, dict] = {
     "-details": {"details": False},
     "-pre_context": {"pre_context": False},
     "-post_context": {"post_context": False},
+    "-full_res": {"details_full_res": 0},
     "shuffled": {},
 }
 

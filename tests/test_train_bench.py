@@ -17,7 +17,15 @@ def test_bench_smoke(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
-    trained = ["full", "-popup", "-details", "-pre_context", "-post_context", "shuffled"]
+    trained = [
+        "full",
+        "-popup",
+        "-details",
+        "-pre_context",
+        "-post_context",
+        "-full_res",
+        "shuffled",
+    ]
     zeroshot = ["zero-shot (coarse map)", "zero-shot", "zero-shot, shuffled"]
     assert list(rows) == [trained[0], "full + refiner", *trained[1:], *zeroshot]
     for name, r in rows.items():
