@@ -26,7 +26,7 @@ HASH_CHUNK_BYTES = 1 << 20
 
 # The bundled mini-world checkpoint. Update both constants when the file is retrained.
 MINIWORLD_FILENAME = "miniworld.safetensors"
-MINIWORLD_SHA256: str | None = "ff2250e244e518c01b6b245155f9229fe2eb78b57ad5621e63ea6c051e9139b4"
+MINIWORLD_SHA256: str | None = "c9ee7deb4bf1ace25c23ac39fa5ce02fb59af2a24271cc6637eff29098a493a2"
 MINIWORLD_ARCH = "clipmat-mini"
 
 CLIPMAT_LICENCE = "CC BY-NC 4.0 (trained on RefMatte)"
