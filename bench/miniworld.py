@@ -2,6 +2,7 @@
 
     python bench/miniworld.py [--minutes 8] [--clip-init FILE] [--seeds 1] [--out runs/bench] [--json OUT]
     python bench/miniworld.py --smoke          # a tiny version, under a minute
+    python bench/miniworld.py --merge A.json B.json [--json OUT]   # one table from several runs
 
 Every row trains from the same tiny CLIP (``--clip-init``, made by ``python -m
 clipmat.clip_pretrain``; random towers without it) for the same wall-time budget (or the same
@@ -24,7 +25,9 @@ and rows that are evaluated without training of their own:
 The whole run takes about 7 x (minutes + evaluation) on two CPU cores. ``--seeds N`` trains every
 row N times (training seeds 0..N-1) and reports the means, with the spread of grounding
 accuracy across seeds (one standard deviation) beside it. The ablation rows of a single run
-differ by a few hundredths, too little to order them without knowing that spread.
+differ by a few hundredths, too little to order them without knowing that spread. A table can be
+split across runs or machines: ``--first-seed 2 --seeds 1`` trains seed 2 only, and ``--merge``
+pools the seeds of each row from the runs' JSON files (each seed once) into one table.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def run_row(
     })  # fmt: skip
     summary = train(cfg)
     predictor = CLIPMatPredictor(load_model(summary["checkpoint"]), name=name, device="cpu")
-    result = {"train_steps": summary["step"], "loss": summary["last_loss"]}
+    result = {"train_steps": summary["step"], "seed": seed, "loss": summary["last_loss"]}
     result.update(evaluate_row(predictor, images, size, shuffled=name == "shuffled"))
     return result, predictor
 
@@ -102,6 +105,28 @@ def mean_over_seeds(runs: list[dict]) -> dict:
             np.std([r[setting]["grounding_accuracy"] for r in runs])
         )
     return row
+
+
+def merge_runs(paths: list[str]) -> dict[str, dict]:
+    """The rows of several JSON files from this bench, each trained row's seeds pooled (a seed
+    found twice is an error); rows without training (zero-shot) are taken from the last file."""
+    pooled: dict[str, dict[int, dict]] = {}
+    untrained: dict[str, dict] = {}
+    for path in paths:
+        for name, row in json.loads(Path(path).read_text()).items():
+            if row["train_steps"] == 0:
+                untrained[name] = row
+                continue
+            for run in row.get("seeds", [row]):
+                seeds, seed = pooled.setdefault(name, {}), run.get("seed")
+                if seed is None:
+                    raise ValueError(f"{path}: row {name!r} does not record its training seed")
+                if seed in seeds:
+                    raise ValueError(f"{path}: row {name!r} has seed {seed}, already merged")
+                seeds[seed] = run
+    merged = {name: mean_over_seeds([runs[s] for s in sorted(runs)])
+              for name, runs in pooled.items()}  # fmt: skip
+    return {**merged, **untrained}
 
 
 def zeroshot_rows(clip: str | None, method: str, images: int, size: int) -> dict[str, dict]:
@@ -145,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", type=int, default=1, help="training runs per row (seeds 0..N-1), averaged"
     )
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds start here")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="pool earlier runs' JSON files")
     parser.add_argument("--images", type=int, default=150, help="held-out scenes per setting")
     parser.add_argument("--out", help="run folders (a temporary folder when omitted)")
     parser.add_argument("--json", help="write all rows' metrics here")
@@ -186,18 +213,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--zeroshot-only cannot be combined with --no-zeroshot or --rows")
     chosen = [name if name in ROWS else f"-{name}" for name in args.rows or []]
     rows = [] if args.zeroshot_only else chosen or list(ROWS)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be >= 1 and --first-seed >= 0")
+    if args.merge:
+        try:
+            results = merge_runs(args.merge)
+        except (OSError, ValueError, KeyError) as err:
+            parser.error(f"--merge: {err}")
+        return _report(results, args.json)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         results: dict[str, dict] = {}
         for name in rows:
             runs, refined = [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 result, predictor = run_row(name, base, out, images, size, seed)
                 runs.append(result)
                 if name == "full":
-                    refined.append({"train_steps": result["train_steps"], "loss": result["loss"],
+                    refined.append({**{k: result[k] for k in ("train_steps", "seed", "loss")},
                                     **evaluate_row(predictor, images, size, refine=True)})  # fmt: skip
             results[name] = mean_over_seeds(runs)
             print(format_rows({name: results[name]}).splitlines()[-1], flush=True)
@@ -205,9 +238,13 @@ def main(argv: list[str] | None = None) -> int:
                 results["full + refiner"] = mean_over_seeds(refined)
     if not args.no_zeroshot:
         results.update(zeroshot_rows(args.clip_init, args.zeroshot_method, images, size))
+    return _report(results, args.json)
+
+
+def _report(results: dict[str, dict], json_path: str | None) -> int:
     print(format_rows(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2))
     return 0
 
 

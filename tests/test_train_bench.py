@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -76,3 +78,31 @@ def test_bench_seeds_average_runs(tmp_path):
             assert r[setting]["grounding_accuracy"] == sum(g) / 2
             assert r[setting]["grounding_sd"] == abs(g[0] - g[1]) / 2
     assert "| -popup | 2 |" in proc.stdout and " ± " in proc.stdout
+    assert [run["seed"] for run in rows["full + refiner"]["seeds"]] == [0, 1]
+
+    # a third seed, trained apart, then pooled with the first two
+    third = tmp_path / "third.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "miniworld.py"), "--smoke", "--first-seed", "2",
+         "--rows", "popup", "--no-zeroshot", "--json", str(third)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    merged = tmp_path / "merged.json"
+    script = str(ROOT / "bench" / "miniworld.py")
+    proc = subprocess.run([sys.executable, script, "--merge", str(out), str(third),
+                           "--json", str(merged)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pooled = json.loads(merged.read_text())
+    assert list(pooled) == ["full", "full + refiner", "-popup"]
+    runs = pooled["-popup"]["seeds"]
+    assert [run["seed"] for run in runs] == [0, 1, 2]
+    assert runs[2]["loss"] == json.loads(third.read_text())["-popup"]["loss"]
+    assert pooled["-popup"]["loss"] == pytest.approx(sum(run["loss"] for run in runs) / 3)
+    assert pooled["full"] == rows["full"]
+    assert "| -popup | 2 |" in proc.stdout
+    twice = subprocess.run([sys.executable, script, "--merge", str(out), str(out)],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert twice.returncode == 2 and "seed 0, already merged" in twice.stderr
