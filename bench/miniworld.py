@@ -123,6 +123,8 @@ def merge_runs(paths: list[str]) -> dict[str, dict]:
                     raise ValueError(f"{path}: row {name!r} does not record its training seed")
                 if seed in seeds:
                     raise ValueError(f"{path}: row {name!r} has seed {seed}, already merged")
+                if seeds and next(iter(seeds.values()))["train_steps"] != run["train_steps"]:
+                    raise ValueError(f"{path}: row {name!r} was trained for another step count")
                 seeds[seed] = run
     merged = {name: mean_over_seeds([runs[s] for s in sorted(runs)])
               for name, runs in pooled.items()}  # fmt: skip

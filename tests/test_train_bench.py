@@ -106,3 +106,9 @@ def test_bench_seeds_average_runs(tmp_path):
     twice = subprocess.run([sys.executable, script, "--merge", str(out), str(out)],
                            capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
     assert twice.returncode == 2 and "seed 0, already merged" in twice.stderr
+    longer = json.loads(third.read_text())
+    longer["-popup"]["train_steps"] = 3
+    third.write_text(json.dumps(longer))
+    mixed = subprocess.run([sys.executable, script, "--merge", str(out), str(third)],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert mixed.returncode == 2 and "another step count" in mixed.stderr
