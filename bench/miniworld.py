@@ -117,8 +117,9 @@ def merge_runs(paths: list[str]) -> dict[str, dict]:
             if row["train_steps"] == 0:
                 untrained[name] = row
                 continue
+            seeds = pooled.setdefault(name, {})
             for run in row.get("seeds", [row]):
-                seeds, seed = pooled.setdefault(name, {}), run.get("seed")
+                seed = run.get("seed")
                 if seed is None:
                     raise ValueError(f"{path}: row {name!r} does not record its training seed")
                 if seed in seeds:
@@ -196,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--smoke", action="store_true", help="tiny version (under a minute)")
     args = parser.parse_args(argv)
+    if args.merge:
+        try:
+            results = merge_runs(args.merge)
+        except (OSError, ValueError, KeyError) as err:
+            parser.error(f"--merge: {err}")
+        return _report(results, args.json)
     torch.set_num_threads(max(1, args.threads))  # evaluation too
     size = 96
     base = TrainConfig(model="clipmat-mini", clip_init=args.clip_init,
@@ -217,12 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = [] if args.zeroshot_only else chosen or list(ROWS)
     if args.seeds < 1 or args.first_seed < 0:
         parser.error("--seeds must be >= 1 and --first-seed >= 0")
-    if args.merge:
-        try:
-            results = merge_runs(args.merge)
-        except (OSError, ValueError, KeyError) as err:
-            parser.error(f"--merge: {err}")
-        return _report(results, args.json)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         results: dict[str, dict] = {}

@@ -8,15 +8,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = str(ROOT / "bench" / "miniworld.py")
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    """bench/miniworld.py with ``args``, one thread, offline."""
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
 
 
 def test_bench_smoke(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "miniworld.py"), "--smoke", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = _bench("--smoke", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     trained = [
@@ -43,29 +48,19 @@ def test_bench_smoke(tmp_path):
 
 def test_bench_zeroshot_only_trains_nothing(tmp_path):
     out = tmp_path / "bench.json"
-    script = str(ROOT / "bench" / "miniworld.py")
-    proc = subprocess.run(
-        [sys.executable, script, "--smoke", "--zeroshot-only", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = _bench("--smoke", "--zeroshot-only", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(json.loads(out.read_text())) == [
         "zero-shot (coarse map)", "zero-shot", "zero-shot, shuffled"
     ]  # fmt: skip
-    bad = subprocess.run([sys.executable, script, "--zeroshot-only", "--rows", "full"],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    bad = _bench("--zeroshot-only", "--rows", "full")
     assert bad.returncode == 2 and "--zeroshot-only" in bad.stderr
 
 
 def test_bench_seeds_average_runs(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "miniworld.py"), "--smoke", "--seeds", "2",
-         "--rows", "full", "popup", "--no-zeroshot", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = _bench("--smoke", "--seeds", "2", "--rows", "full", "popup", "--no-zeroshot",
+                  "--json", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert list(rows) == ["full", "full + refiner", "-popup"]
@@ -82,18 +77,11 @@ def test_bench_seeds_average_runs(tmp_path):
 
     # a third seed, trained apart, then pooled with the first two
     third = tmp_path / "third.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "miniworld.py"), "--smoke", "--first-seed", "2",
-         "--rows", "popup", "--no-zeroshot", "--json", str(third)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = _bench("--smoke", "--first-seed", "2", "--rows", "popup", "--no-zeroshot",
+                  "--json", str(third))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     merged = tmp_path / "merged.json"
-    script = str(ROOT / "bench" / "miniworld.py")
-    proc = subprocess.run([sys.executable, script, "--merge", str(out), str(third),
-                           "--json", str(merged)], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)  # fmt: skip
+    proc = _bench("--merge", str(out), str(third), "--json", str(merged))
     assert proc.returncode == 0, proc.stderr[-2000:]
     pooled = json.loads(merged.read_text())
     assert list(pooled) == ["full", "full + refiner", "-popup"]
@@ -103,12 +91,10 @@ def test_bench_seeds_average_runs(tmp_path):
     assert pooled["-popup"]["loss"] == pytest.approx(sum(run["loss"] for run in runs) / 3)
     assert pooled["full"] == rows["full"]
     assert "| -popup | 2 |" in proc.stdout
-    twice = subprocess.run([sys.executable, script, "--merge", str(out), str(out)],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    twice = _bench("--merge", str(out), str(out))
     assert twice.returncode == 2 and "seed 0, already merged" in twice.stderr
     longer = json.loads(third.read_text())
     longer["-popup"]["train_steps"] = 3
     third.write_text(json.dumps(longer))
-    mixed = subprocess.run([sys.executable, script, "--merge", str(out), str(third)],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    mixed = _bench("--merge", str(out), str(third))
     assert mixed.returncode == 2 and "another step count" in mixed.stderr
