@@ -1,4 +1,5 @@
-"""Each dense method of CLIPBackbone.encode_dense against its formula, worked out by hand.
+"""Each dense method of CLIPBackbone.encode_dense against its formula, worked out by hand; and
+which background and distractor prompts may compete with a phrase.
 
 The formulas are those of the methods' official code (ClearCLIP: mc-lan/ClearCLIP
 open_clip/transformer.py custom_attn with ignore_residual=True; SCLIP: wangf3014/SCLIP
@@ -15,7 +16,9 @@ import pytest
 import torch
 
 from clipmat.config import CLIPTowersConfig
+from clipmat.factory import get_model_config
 from clipmat.model.backbone import DENSE_METHODS, CLIPBackbone
+from clipmat.zeroshot import dense, prompts
 from clipmat.zeroshot.loading import create_backbone
 
 WIDTH, HEADS, PATCH, SIDE = 64, 4, 8, 32
@@ -176,3 +179,49 @@ def test_single_block_tower_and_other_sizes():
             assert out.shape == (1, 3, 5, 32) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="method must be one of"):
         bb.encode_dense(image, method="attention")
+
+
+# ------------------------------------------------------------- competitors of a phrase
+
+
+def _ensembled(bb: CLIPBackbone, phrases: list[str]) -> torch.Tensor:
+    """Template-ensembled unit text embeddings (N, E), as the zero-shot predictor makes them."""
+    templates = prompts.PROMPT_TEMPLATES
+    texts = [t for p in phrases for t in prompts.expand_templates(p, templates)]
+    with torch.no_grad():
+        emb = bb.clip.encode_text(prompts.tokenize(texts, bb.text_context_length)).float()
+    emb = torch.nn.functional.normalize(emb, dim=-1).view(len(phrases), len(templates), -1)
+    return torch.nn.functional.normalize(emb.mean(dim=1), dim=-1)
+
+
+def test_a_background_phrase_drops_only_its_own_competitor():
+    torch.manual_seed(0)
+    bb = create_backbone(get_model_config("clipmat-tiny").clip).eval()
+    background = list(prompts.BACKGROUND_PROMPTS)
+    phrase = _ensembled(bb, ["the sky"])
+    others = _ensembled(bb, background)
+    keep = dense.keep_competitors(phrase, others)
+    assert [w for w, k in zip(background, keep.tolist(), strict=True) if not k] == ["sky"]
+    # On patches whose embedding is the phrase's, all competitors cap it at one half; the kept
+    # ones let it win.
+    patches = phrase[0].expand(2, 3, -1)
+    capped = dense.class_probabilities(patches, torch.cat([phrase, others]), 50.0)[0]
+    assert capped.max() <= 0.5 + 1e-6
+    freed = dense.class_probabilities(patches, torch.cat([phrase, others[keep]]), 50.0)[0]
+    assert freed.min() > 0.5
+
+
+def test_unrelated_phrases_keep_every_competitor():
+    e = torch.eye(6)
+    phrase = e[:1]
+    near = 0.96 * e[0] + math.sqrt(1 - 0.96**2) * e[5]  # cosine 0.96 to the phrase
+    far = 0.94 * e[0] + math.sqrt(1 - 0.94**2) * e[5]  # cosine 0.94
+    competitors = torch.stack([e[1], e[2], 3.0 * e[3], e[4] - e[0], far, near])
+    keep = dense.keep_competitors(phrase, competitors)
+    assert keep.tolist() == [True, True, True, True, True, False]
+    # A union: a competitor close to either phrase goes.
+    keep = dense.keep_competitors(torch.stack([e[0], e[2]]), competitors)
+    assert keep.tolist() == [True, False, True, True, True, False]
+    assert dense.keep_competitors(torch.zeros(0, 6), competitors).all()
+    with pytest.raises(ValueError, match="expected phrases"):
+        dense.keep_competitors(e[0], competitors)

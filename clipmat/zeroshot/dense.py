@@ -17,6 +17,20 @@ import torch
 import torch.nn.functional as F
 
 POSITION_KEEP = 0.1  # a position word chooses among candidates with this share of the best one
+COMPETITOR_MAX_COSINE = 0.95
+"""A competitor (background or distractor prompt) whose text embedding has a cosine above this
+with a phrase of the request is that phrase, or nearly, and is left out of the softmax.
+
+The same word in the same templates ("the sky" against the background prompt "sky": the article
+is stripped before templating) gives exactly 1, and then the phrase can never pass probability
+0.5. Below 1 the limit is what a patch can tell apart: a patch whose embedding equals the
+phrase's beats a competitor at cosine c by exp(s (1 - c)) in the softmax, s the logit scale. At
+c = 0.95 that is e^2.5 = 12 at ClearCLIP's s = 50 and e^2 = 7.4 at SCLIP's s = 40: against one
+such competitor the phrase reaches at most 0.92 and 0.88 on its own patches, against several
+less, so any closer competitor is a second name for the phrase rather than something else. The
+value is for real CLIP text towers; a small tower trained briefly (the mini world's) puts
+unrelated words above it, and needs a higher one.
+"""
 
 
 @dataclass
@@ -65,6 +79,33 @@ def class_probabilities(
         )
     cos = cosine_map(patches, classes)
     return (logit_scale * cos).softmax(dim=0)
+
+
+def keep_competitors(
+    phrases: torch.Tensor, competitors: torch.Tensor, max_cosine: float = COMPETITOR_MAX_COSINE
+) -> torch.Tensor:
+    """Which competitors may compete with the phrases of a request, by embedding similarity.
+
+    Args:
+        phrases: (N, E) text embeddings of the request's phrases (normalised here).
+        competitors: (M, E) embeddings of the background and distractor prompts (normalised
+            here).
+        max_cosine: a competitor whose cosine to any phrase is above this is dropped (see
+            ``COMPETITOR_MAX_COSINE``).
+
+    Returns:
+        (M,) bool, True for the competitors to keep.
+    """
+    if phrases.ndim != 2 or competitors.ndim != 2 or phrases.shape[1] != competitors.shape[1]:
+        raise ValueError(
+            f"expected phrases (N, E) and competitors (M, E), got {tuple(phrases.shape)} and "
+            f"{tuple(competitors.shape)}"
+        )
+    p = F.normalize(phrases.float(), dim=-1)
+    c = F.normalize(competitors.float(), dim=-1)
+    if len(p) == 0:
+        return torch.ones(len(c), dtype=torch.bool, device=c.device)
+    return (c @ p.T).amax(dim=1) <= max_cosine
 
 
 def cosine_map(patches: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
