@@ -1,8 +1,15 @@
-"""PNG encodings of mattes, cutouts and edited images (8-bit and 16-bit)."""
+"""PNG encodings of mattes, cutouts and edited images (8-bit and 16-bit).
+
+Files are written atomically: the bytes go to a temporary file in the destination's folder,
+which then replaces the destination in one step, so a reader sees the old file or the new one,
+never an empty or partial one, even while identical requests write the same path at once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from typing import Any
 
 import cv2
@@ -95,22 +102,58 @@ def encode_matte(alpha: Any, bits: int = 16) -> bytes:
     return encode_png(matte_to_bits(alpha, bits))
 
 
-def save_png(array: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write a uint8/uint16 gray, RGB or RGBA array to a PNG file (see `encode_png`)."""
-    with open(path, "wb") as handle:
-        handle.write(encode_png(array))
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
+    """Write `data` to `path` atomically: readers see the old file or the new one, never a part.
+
+    The bytes go to a uniquely named temporary file in the same folder (created with the usual
+    permissions, 0o666 less the umask), which `os.replace` then moves over `path`. On any
+    failure the temporary file is removed and `path` is left as it was.
+
+    Args:
+        path: Destination file; its folder must exist.
+        data: The file's whole content.
+        fsync: Flush the bytes to the disk before the replacement (durable across a crash,
+            slower).
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(
+        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
-def save_matte(alpha: Any, path: str | os.PathLike[str], bits: int = 16) -> None:
-    """Write a matte as an 8-bit or 16-bit grayscale PNG file.
+def save_png(array: np.ndarray, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    """Write a uint8/uint16 gray, RGB or RGBA array to a PNG file (see `encode_png`).
+
+    The file is replaced atomically (see `write_bytes_atomic`); `fsync` makes it durable.
+    """
+    write_bytes_atomic(path, encode_png(array), fsync=fsync)
+
+
+def save_matte(
+    alpha: Any, path: str | os.PathLike[str], bits: int = 16, *, fsync: bool = False
+) -> None:
+    """Write a matte as an 8-bit or 16-bit grayscale PNG file, replaced atomically.
 
     Args:
         alpha: (H, W) or (H, W, 1) float in [0, 1], uint8 or uint16.
         path: Destination file.
         bits: 8 or 16.
+        fsync: Flush the file to the disk before it replaces `path`.
     """
-    with open(path, "wb") as handle:
-        handle.write(encode_matte(alpha, bits))
+    write_bytes_atomic(path, encode_matte(alpha, bits), fsync=fsync)
 
 
 def load_matte(path: str | os.PathLike[str]) -> np.ndarray:
