@@ -1,6 +1,8 @@
 """Evaluation: metrics over samples, the RefMatte folder reader, the CLI's table and JSON."""
 
+import ast
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -171,3 +173,21 @@ def test_cli_per_keyword_table_and_json(tmp_path, rng, capsys):
     with pytest.raises(SystemExit):
         main([*base, "--per-keyword", "--setting", "expression"])
     assert "use it with --setting keyword" in capsys.readouterr().err
+
+
+def test_inference_packages_hold_no_evaluation_code():
+    """No module of the zero-shot inference package imports evaluation, data or training code,
+    not even inside a function (the runtime import checks only see what a predict loads)."""
+    forbidden = ("clipmat.evaluate", "clipmat.data", "clipmat.train", "clipmat.losses")
+    package = Path(clipmat.__file__).parent / "zeroshot"
+    found = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
+    assert found == []

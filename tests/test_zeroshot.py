@@ -13,6 +13,7 @@ from torch import nn
 
 import clipmat
 from clipmat import hub
+from clipmat.evaluate_zeroshot import evaluate_miniworld
 from clipmat.factory import get_model_config
 from clipmat.model.backbone import CLIPBackbone, bpe_encode
 from clipmat.zeroshot import (
@@ -24,7 +25,6 @@ from clipmat.zeroshot import (
     prompts,
 )
 from clipmat.zeroshot import predictor as zeroshot_predictor
-from clipmat.zeroshot.evaluation import evaluate_miniworld
 from clipmat.zeroshot.predictor import isolate_region
 
 # ---------------------------------------------------------------- dense similarity and regions

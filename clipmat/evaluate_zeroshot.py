@@ -1,11 +1,14 @@
 """Grounding accuracy and matting error of the zero-shot predictor on held-out mini-world scenes.
 
-    python -m clipmat.zeroshot.evaluation --clip FILE [--images 100] [--method clearclip]
+    python -m clipmat.evaluate_zeroshot --clip FILE [--images 100] [--method clearclip]
 
 ``FILE`` is a tiny CLIP from ``python -m clipmat.clip_pretrain`` (or a CLIPMat checkpoint,
 whose CLIP towers are used); without ``--clip`` the towers of ``--towers`` are random (the
 mechanics only). Each setting is measured with the true phrases and with the control of
 phrases shuffled across samples (what chance looks like for this predictor).
+
+Evaluation code: it reads the data engine through :mod:`clipmat.evaluate`, so it lives beside
+that module, outside the zero-shot inference package (which never imports data or training code).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipmat.evaluate import evaluate, miniworld_items, predictor_fn, shuffle_texts
 from clipmat.factory import get_model_config
 from clipmat.model.backbone import DENSE_METHODS
-from clipmat.zeroshot.loading import create_backbone, load_clip_backbone
-from clipmat.zeroshot.predictor import ZeroShotConfig, ZeroShotPredictor
+from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, create_backbone, load_clip_backbone
 
 SETTINGS = ("keyword", "expression")
 # Mini-world backgrounds are procedural textures and photo crops; these words name them.
@@ -54,8 +57,6 @@ def evaluate_miniworld(
         ({"n", "sad", "mse", "mad", "grad", "conn", "iou", "grounding_accuracy"}; Grad and Conn
         are NaN, skipped for speed).
     """
-    from clipmat.evaluate import evaluate, miniworld_items, predictor_fn, shuffle_texts
-
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
     if images < 1:
@@ -95,7 +96,7 @@ def build_predictor(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m clipmat.zeroshot.evaluation",
+        prog="python -m clipmat.evaluate_zeroshot",
         description="Zero-shot grounding accuracy and SAD on held-out mini-world scenes.",
     )
     parser.add_argument("--clip", help="tiny CLIP weights (clipmat.clip_pretrain output)")
