@@ -6,23 +6,54 @@ import cv2
 import numpy as np
 import torch
 
+MIN_PATCHES = 2
+"""The shortest side the model sees, in patches. CLIPMat's details extractor reads the image at
+stride 16 at its coarsest level, so a side under 16 pixels leaves that level empty and the
+model fails; two patches are 16 pixels for a patch of 8 (the tiny configs) and more for larger
+patches, and give the zero-shot predictor's patch grid two cells per side."""
+
 
 def model_input_size(
-    height: int, width: int, *, short_side: int, multiple: int, max_long_side: int | None = None
+    height: int,
+    width: int,
+    *,
+    short_side: int,
+    multiple: int,
+    max_long_side: int | None = None,
+    min_side: int | None = None,
 ) -> tuple[int, int]:
-    """Size the model sees: short side ``short_side``, aspect ratio kept, each side floored to a
-    multiple of the patch size; the long side capped at ``max_long_side`` (default 2 x short).
+    """Size the model sees, for a photo of any size and aspect ratio.
+
+    The short side becomes ``short_side`` with the aspect ratio kept, unless the long side would
+    pass ``max_long_side`` (default 2 x ``short_side``): then the long side is the cap. Each
+    side is floored to a multiple of the patch size, and raised to at least ``min_side``
+    (default ``MIN_PATCHES`` patches): for photos longer than the cap allows at that short side
+    (e.g. 90 x 1500 at 128 px) the aspect ratio gives way, never the cap.
+
+    Args:
+        height, width: the photo's size in pixels, at least 1 each.
+        short_side: the model's resolution.
+        multiple: the patch size.
+        max_long_side: cap on the long side.
+        min_side: floor on each side, rounded up to a multiple of the patch.
 
     Returns:
-        (h, w), both positive multiples of ``multiple``.
+        (h, w), both positive multiples of ``multiple``, at least ``min_side``.
+
+    Raises:
+        ValueError: for a size or parameter below 1, or a cap below the floor.
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {height}x{width}")
+    if short_side <= 0 or multiple <= 0:
+        raise ValueError(f"short_side and multiple must be positive, got {short_side}, {multiple}")
+    floor = -(-(min_side or MIN_PATCHES * multiple) // multiple) * multiple
     max_long = max_long_side or 2 * short_side
-    scale = short_side / min(height, width)
-    scale = min(scale, max_long / max(height, width))
-    h = max(multiple, int(height * scale) // multiple * multiple)
-    w = max(multiple, int(width * scale) // multiple * multiple)
+    if max_long < floor:
+        raise ValueError(f"max_long_side {max_long} is below the smallest side {floor}")
+    scale = min(short_side / min(height, width), max_long / max(height, width))
+    h = max(floor, int(height * scale) // multiple * multiple)
+    w = max(floor, int(width * scale) // multiple * multiple)
     return h, w
 
 
