@@ -15,54 +15,125 @@ Color = tuple[int, int, int]
 
 _COLOR_FORMATS = (
     "an (R, G, B) tuple of integers 0..255 (or of floats 0..1), a hex string such as "
-    "'#00ff00' or '#0f0', 'rgb(0, 255, 0)', or a CSS colour name such as 'white', 'black', "
-    "'lightgreen', 'royalblue'"
+    "'#00ff00' or '#0f0', 'rgb(0, 255, 0)', 'rgb(0%, 100%, 0%)', 'hsl(120, 100%, 50%)', or a "
+    "CSS colour name such as 'white', 'black', 'lightgreen', 'royalblue'"
 )
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_FUNCTION = re.compile(r"^(rgba|rgb|hsl|hsv|hsb)\((.*)\)$")
+_COMPONENT = re.compile(r"^(-?(?:\d+\.?\d*|\.\d+))(%?)$")
+_FUNCTION_RULES = {
+    "rgb": "rgb(R, G, B) takes three integers 0-255, or three whole percentages 0%-100%",
+    "rgba": "rgba(R, G, B, A) takes four integers 0-255 (the alpha is ignored)",
+    "hsl": "hsl(H, S%, L%) takes a hue of 0-360 degrees and two percentages 0%-100%",
+    "hsv": "hsv(H, S%, V%) takes a hue of 0-360 degrees and two percentages 0%-100%",
+}
+_SHOWN_CHARS = 40  # echo at most this much of a bad colour string
 # Blurs are computed at a reduced size where they are wide: the reduced sigma is at least this.
 _MIN_SMALL_SIGMA = 3.0
 
 
 def parse_color(color: Any) -> Color:
-    """Parse a colour given as a tuple, a hex string or a CSS name.
+    """Parse a colour given as a tuple, a hex string, a CSS function or a CSS name.
 
     Args:
         color: (R, G, B) integers 0..255, (R, G, B) floats 0..1, a hex string ('#00ff00',
-            '#0f0', '00ff00'), a CSS functional string ('rgb(0, 255, 0)', 'hsl(...)'), or a
-            CSS colour name (case and spaces ignored).
+            '#0f0', '00ff00'), a CSS functional string ('rgb(0, 255, 0)', 'rgb(0%, 100%, 0%)',
+            'rgba(0, 255, 0, 255)', 'hsl(120, 100%, 50%)', 'hsv(...)'), or a CSS colour name
+            (case and spaces ignored).
 
     Returns:
         (R, G, B) integers in [0, 255].
 
     Raises:
-        ValueError: For an unknown name or malformed value; the message lists what is accepted.
+        ValueError: For an unknown name, a malformed value or a component out of its range;
+            the message says what is accepted.
         TypeError: For a value that is neither a string nor a sequence of three numbers.
     """
     if isinstance(color, str):
-        text = color.strip()
-        match = _HEX.match(text)
-        if match:
-            text = "#" + match.group(1)
-        name = text.lower().replace(" ", "")
-        try:
-            return tuple(ImageColor.getrgb(name)[:3])  # type: ignore[return-value]
-        except ValueError:
-            close = difflib.get_close_matches(name, list(ImageColor.colormap), n=3)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            raise ValueError(f"unknown colour {color!r}{hint}; give {_COLOR_FORMATS}") from None
+        return _parse_color_string(color)
     if isinstance(color, np.ndarray):
         color = color.tolist()
     if not isinstance(color, Sequence) or len(color) != 3:
-        raise TypeError(f"colour must be {_COLOR_FORMATS}; got {color!r}")
+        raise TypeError(f"colour must be {_COLOR_FORMATS}; got {_shown(color)}")
     if not all(isinstance(c, int | float | np.integer | np.floating) for c in color):
-        raise TypeError(f"colour components must be numbers; got {color!r}; give {_COLOR_FORMATS}")
+        raise TypeError(
+            f"colour components must be numbers; got {_shown(color)}; give {_COLOR_FORMATS}"
+        )
     if any(isinstance(c, float | np.floating) and not float(c).is_integer() for c in color):
         if not all(0.0 <= float(c) <= 1.0 for c in color):
-            raise ValueError(f"float colour {color!r} must lie in [0, 1]; give {_COLOR_FORMATS}")
+            raise ValueError(
+                f"float colour {_shown(color)} must lie in [0, 1]; give {_COLOR_FORMATS}"
+            )
         return tuple(int(round(float(c) * 255)) for c in color)  # type: ignore[return-value]
     if not all(0 <= int(c) <= 255 for c in color):
-        raise ValueError(f"colour {color!r} must have components in 0..255; give {_COLOR_FORMATS}")
+        raise ValueError(
+            f"colour {_shown(color)} must have components in 0..255; give {_COLOR_FORMATS}"
+        )
     return tuple(int(c) for c in color)  # type: ignore[return-value]
+
+
+def _shown(color: Any) -> str:
+    """repr() of a user's colour, shortened: a long string is not echoed whole."""
+    text = repr(color)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _parse_color_string(color: str) -> Color:
+    text = color.strip()
+    match = _HEX.match(text)
+    if match:
+        text = "#" + match.group(1)
+    name = "".join(text.lower().split())
+    _check_function(name, color)
+    try:
+        rgb = ImageColor.getrgb(name)[:3]
+    except ValueError:
+        close = difflib.get_close_matches(name, list(ImageColor.colormap), n=3)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise ValueError(f"unknown colour {_shown(color)}{hint}; give {_COLOR_FORMATS}") from None
+    if not all(0 <= c <= 255 for c in rgb):  # a guard: every accepted form is checked above
+        raise ValueError(f"colour {_shown(color)} gives {rgb}, outside 0-255")
+    return tuple(int(c) for c in rgb)  # type: ignore[return-value]
+
+
+def _check_function(name: str, color: str) -> None:
+    """Check the components of 'rgb(...)', 'rgba(...)', 'hsl(...)' or 'hsv(...)' and their ranges.
+
+    Args:
+        name: the colour lower-cased, without spaces.
+        color: the colour as given, for the message.
+
+    Raises:
+        ValueError: naming the colour, what the function takes and the first bad component.
+    """
+    match = _FUNCTION.match(name)
+    if match is None:
+        return
+    function = "hsv" if match.group(1) == "hsb" else match.group(1)
+    rule = _FUNCTION_RULES[function]
+    parts = match.group(2).split(",")
+    count = 4 if function == "rgba" else 3
+    parsed = [_COMPONENT.match(part) for part in parts]
+    shown = f"colour {_shown(color)}"
+    if len(parts) != count or not all(parsed):
+        raise ValueError(f"{shown} is malformed; {rule}")
+    percents = [m.group(2) == "%" for m in parsed]  # type: ignore[union-attr]
+    values = [float(m.group(1)) for m in parsed]  # type: ignore[union-attr]
+    if function in ("rgb", "rgba"):
+        tops = [100 if all(percents) else 255] * count
+        if function == "rgba" and any(percents):
+            raise ValueError(f"{shown} is malformed; {rule}")
+        if any(percents) and not all(percents):
+            raise ValueError(f"{shown} mixes percentages and plain numbers; {rule}")
+    else:
+        tops = [360, 100, 100]
+        if percents[0] or not all(percents[1:]):
+            raise ValueError(f"{shown} is malformed; {rule}")
+    for part, value, top in zip(parts, values, tops, strict=True):
+        if function in ("rgb", "rgba") and not value.is_integer():
+            raise ValueError(f"{shown}: {_shown(part)} is not a whole number; {rule}")
+        if not 0 <= value <= top:
+            raise ValueError(f"{shown}: {_shown(part)} is out of range; {rule}")
 
 
 def solid(height: int, width: int, color: Color) -> np.ndarray:

@@ -135,6 +135,67 @@ def test_parse_color_forms() -> None:
         editing.parse_color((1, 2))
 
 
+def test_parse_color_functional_and_hex_forms() -> None:
+    assert editing.parse_color("rgb(0, 255, 0)") == (0, 255, 0)
+    assert editing.parse_color(" RGB( 12 ,34, 56 ) ") == (12, 34, 56)
+    assert editing.parse_color("rgb(0%, 100%, 50%)") == (0, 255, 128)  # 127.5 rounds up
+    assert editing.parse_color("rgba(1, 2, 3, 0)") == (1, 2, 3)  # the alpha is ignored
+    assert editing.parse_color("hsl(120, 100%, 50%)") == (0, 255, 0)
+    assert editing.parse_color("hsl(360, 100%, 50%)") == (255, 0, 0)
+    assert editing.parse_color("hsv(240, 100%, 100%)") == (0, 0, 255)
+    assert editing.parse_color("hsb(0, 0%, 100%)") == (255, 255, 255)
+    assert editing.parse_color("#12345678") == (0x12, 0x34, 0x56)  # an alpha pair is ignored
+    assert editing.parse_color("rgb(255,255,255)") == editing.parse_color("white")
+
+
+@pytest.mark.parametrize(
+    ("color", "match"),
+    [
+        ("rgb(999, 0, 0)", r"'999' is out of range; rgb\(R, G, B\) takes three integers 0-255"),
+        ("rgb(0, 256, 0)", "'256' is out of range"),
+        ("rgb(-1, 0, 0)", "'-1' is out of range"),
+        ("rgb(150%, 0%, 0%)", "'150%' is out of range.*percentages 0%-100%"),
+        ("rgb(1.5, 0, 0)", "'1.5' is not a whole number"),
+        ("rgb(50.5%, 0%, 0%)", "'50.5%' is not a whole number"),
+        ("rgb(10%, 0, 0)", "mixes percentages and plain numbers"),
+        ("rgb(0, 0)", r"malformed; rgb\(R, G, B\) takes three"),
+        ("rgb(a, b, c)", "malformed"),
+        ("rgba(0, 0, 0, 300)", r"'300' is out of range; rgba\(R, G, B, A\) takes four"),
+        ("rgba(0, 0, 0)", "malformed"),
+        ("hsl(400, 50%, 50%)", "'400' is out of range; hsl.*hue of 0-360 degrees"),
+        ("hsl(120, 150%, 50%)", "'150%' is out of range.*percentages 0%-100%"),
+        ("hsl(120, 50, 50)", "malformed"),
+        ("hsv(120, 50%, 101%)", "'101%' is out of range"),
+        ((0, 256, 0), "0..255"),
+        ((-1, 0, 0), "0..255"),
+        ((0.5, 1.5, 0.0), r"\[0, 1\]"),
+        ((float("nan"), 0.5, 0.5), r"\[0, 1\]"),
+    ],
+)
+def test_parse_color_rejects_components_out_of_range(color, match) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        editing.parse_color(color)
+    assert "uint8" not in str(info.value) and "Python integer" not in str(info.value)
+
+
+def test_out_of_range_colours_fail_clearly_in_every_edit(pair) -> None:
+    image, alpha = pair
+    for call in (
+        lambda: editing.fill_color(image, alpha, "rgb(999,0,0)"),
+        lambda: editing.replace_background(image, alpha, "rgb(0, 300, 0)"),
+        lambda: editing.highlight(image, alpha, outline="hsl(10, 200%, 50%)"),
+    ):
+        with pytest.raises(ValueError, match="out of range"):
+            call()
+
+
+def test_a_long_bad_colour_is_not_echoed_whole() -> None:
+    for color in ("x" * 100_000, "rgb(" + "9" * 100_000 + ", 0, 0)"):
+        with pytest.raises(ValueError) as info:
+            editing.parse_color(color)
+        assert len(str(info.value)) < 600
+
+
 def test_fit_background_layouts() -> None:
     bg = np.zeros((20, 40, 3), np.uint8)
     bg[:, :20] = (255, 0, 0)
