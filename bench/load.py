@@ -23,8 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-import app  # noqa: E402
-from clipmat.app_support import PredictorPool  # noqa: E402
+from clipmat_app.cli import serve_local  # noqa: E402
+from clipmat_app.pool import PredictorPool  # noqa: E402
+from clipmat_app.ui import build_demo  # noqa: E402
 
 PHOTO = ROOT / "examples" / "photo_cat.jpg"
 EDITS = [
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         url, name = args.url, args.predictor
     else:
         pool, name = PredictorPool.from_option(args.predictor, device="cpu")
-        demo = app.build_demo(pool, name)
-        url = app.serve_local(demo)
+        demo = build_demo(pool, name)
+        url = serve_local(demo)
     start = time.perf_counter()
     with ThreadPoolExecutor(args.clients) as ex:
         jobs = [ex.submit(client_session, url, i, args.requests, name) for i in range(args.clients)]

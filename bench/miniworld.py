@@ -44,11 +44,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from clipmat import CLIPMatPredictor  # noqa: E402
 from clipmat.evaluate import evaluate, miniworld_items, predictor_fn, shuffle_texts  # noqa: E402
 from clipmat.evaluate_zeroshot import build_predictor  # noqa: E402
 from clipmat.factory import load_model  # noqa: E402
 from clipmat.model.backbone import DENSE_METHODS  # noqa: E402
-from clipmat.predictor import CLIPMatPredictor  # noqa: E402
 from clipmat.training.config import TrainConfig  # noqa: E402
 from clipmat.training.loop import train  # noqa: E402
 

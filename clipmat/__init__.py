@@ -6,6 +6,7 @@ r = p.predict(image, "the red star")   # r.alpha: (H, W) float32 in [0, 1]
 """
 
 from clipmat import metrics, refine  # noqa: F401
+from clipmat.clipmat_predictor import CLIPMatPredictor
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.factory import (
     create_model,
@@ -15,10 +16,11 @@ from clipmat.factory import (
     load_model,
     save_model,
 )
-from clipmat.hub import WeightsNotFoundError, list_pretrained
+from clipmat.hub import WeightsNotFoundError
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput
-from clipmat.predictor import CLIPMatPredictor, MattingResult
-from clipmat.predictors import list_predictors, load_predictor
+from clipmat.predictor import Candidate, EncodedImage, MattingResult, Photo, Predictor
+from clipmat.predictors import MiniWorldOnlyWarning, auto_choice, list_predictors, load_predictor
+from clipmat.registry import list_pretrained
 from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, load_zeroshot_predictor
 
 __all__ = [
@@ -27,10 +29,16 @@ __all__ = [
     "CLIPMatOutput",
     "CLIPMatPredictor",
     "CLIPTowersConfig",
+    "Candidate",
+    "EncodedImage",
     "MattingResult",
+    "MiniWorldOnlyWarning",
+    "Photo",
+    "Predictor",
     "WeightsNotFoundError",
     "ZeroShotConfig",
     "ZeroShotPredictor",
+    "auto_choice",
     "create_model",
     "get_model_config",
     "list_models",

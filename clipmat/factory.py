@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from clipmat import hub
+from clipmat import hub, registry
 from clipmat.config import CLIPMatConfig
 from clipmat.model.backbone import load_clip_state_dict
 from clipmat.model.clipmat import CLIPMat
@@ -50,8 +49,9 @@ def create_model(
 
     Args:
         name_or_config: a built-in config name, a :class:`CLIPMatConfig`, or its dict.
-        pretrained: None for random init; else a checkpoint path or a weights-registry name
-            (resolved by :func:`clipmat.hub.resolve_weights`) of a trained CLIPMat.
+        pretrained: None for random init; else a tag of this architecture's weights
+            (``create_model("clipmat-mini", pretrained="miniworld")``), a weights name from
+            :mod:`clipmat.registry`, or a checkpoint path, of a trained CLIPMat.
         device: where to put the model.
         **overrides: config fields to change, e.g. ``popup=False`` for an ablation.
 
@@ -67,7 +67,8 @@ def create_model(
     if overrides:
         cfg = CLIPMatConfig.from_dict({**cfg.to_dict(), **overrides})
     if pretrained is not None:
-        model = load_model(pretrained)
+        tagged = f"{cfg.name}.{pretrained}"
+        model = load_model(tagged if tagged in registry.PRETRAINED else pretrained)
         if overrides and model.cfg != cfg:
             raise ValueError("config overrides cannot be combined with a trained checkpoint")
         return model.to(device).eval()
@@ -91,13 +92,20 @@ def save_model(model: CLIPMat, path: str | Path, *, half: bool = False, **metada
 
 
 def load_model(name_or_path: str | Path, *, allow_download: bool | None = None) -> CLIPMat:
-    """Load a trained CLIPMat from a checkpoint path or a weights-registry name.
+    """Load a trained CLIPMat from a checkpoint path or a weights name (:mod:`clipmat.registry`).
 
     Raises:
         clipmat.hub.WeightsNotFoundError: when the file cannot be found (the message says how
             to get it).
         ValueError: when the file is not a CLIPMat checkpoint or its tensors do not fit.
     """
+    return load_model_and_metadata(name_or_path, allow_download=allow_download)[0]
+
+
+def load_model_and_metadata(
+    name_or_path: str | Path, *, allow_download: bool | None = None
+) -> tuple[CLIPMat, dict[str, str]]:
+    """Like :func:`load_model`, also returning the checkpoint's header (licence, command, ...)."""
     path = Path(name_or_path)
     if not path.exists():
         path = hub.resolve_weights(str(name_or_path), allow_download=allow_download)
@@ -119,7 +127,7 @@ def load_model(name_or_path: str | Path, *, allow_download: bool | None = None) 
         )
     state = {k: v.to(own[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
-    return model.eval()
+    return model.eval(), meta
 
 
 def load_clip_pretrained(
@@ -146,12 +154,3 @@ def load_clip_pretrained(
     load_clip_state_dict(model.backbone, state)
     model.apply_freezing()
     return model
-
-
-def with_ablation(cfg: CLIPMatConfig, **switches: bool) -> CLIPMatConfig:
-    """A copy of ``cfg`` with module switches changed (popup, details, pre_context, post_context)."""
-    allowed = {"popup", "details", "pre_context", "post_context"}
-    bad = set(switches) - allowed
-    if bad:
-        raise ValueError(f"unknown ablation switches {sorted(bad)}; allowed: {sorted(allowed)}")
-    return replace(cfg, **switches)

@@ -1,52 +1,33 @@
-"""The predictors the product offers, which of them can run here, and ``load_predictor``."""
+"""The predictors users pick by name, which of them can run here, and the one "auto" policy.
+
+``load_predictor`` and the web app choose alike (:func:`auto_choice`): a trained CLIPMat whose
+weights are here, else the zero-shot predictor (its CLIP downloaded once when downloads are
+allowed and the hub answers a short probe), else the bundled mini-world model, with a warning
+that it knows only synthetic scenes.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from clipmat import hub
-from clipmat.factory import load_model
-from clipmat.predictor import CLIPMatPredictor
+from clipmat import hub, registry, remote
+from clipmat.clipmat_predictor import CLIPMatPredictor
+from clipmat.factory import load_model, load_model_and_metadata
+from clipmat.predictor import Predictor
+from clipmat.registry import AUTO_ORDER, MINIWORLD, PREDICTORS
 
-if TYPE_CHECKING:
-    from clipmat.zeroshot import ZeroShotPredictor
-
-
-@dataclass(frozen=True)
-class PredictorSpec:
-    """A named predictor: which weights it needs and what it is for."""
-
-    name: str
-    weights: str  # name in the weights registry (clipmat.hub)
-    kind: str  # "clipmat" (a trained CLIPMat checkpoint) or "zeroshot" (public CLIP weights)
-    description: str
+MINIWORLD_WARNING = (
+    "the mini-world predictor knows only synthetic scenes (procedural shapes on textures); on "
+    "real photos its mattes are not to be trusted. With network access, "
+    "load_predictor('zeroshot-vitb16') works on real photos with no training."
+)
 
 
-PREDICTORS: dict[str, PredictorSpec] = {
-    s.name: s
-    for s in (
-        PredictorSpec(
-            "clipmat-vitl14", "clipmat-vitl14", "clipmat", "CLIPMat, ViT-L/14 at 448 px (paper)"
-        ),
-        PredictorSpec(
-            "clipmat-vitb16", "clipmat-vitb16", "clipmat", "CLIPMat, ViT-B/16 at 512 px (paper)"
-        ),
-        PredictorSpec(
-            "zeroshot-vitb16",
-            "clip-vitb16-openai",
-            "zeroshot",
-            "training-free: dense CLIP text-patch similarity, trimap, closed-form matting",
-        ),
-        PredictorSpec(
-            "mini-world",
-            "mini-world",
-            "clipmat",
-            "tiny CLIPMat trained on the synthetic mini world; offline, for demos and tests",
-        ),
-    )
-}
-AUTO_ORDER = ("clipmat-vitl14", "clipmat-vitb16", "zeroshot-vitb16", "mini-world")
+class MiniWorldOnlyWarning(UserWarning):
+    """ "auto" could only get the mini-world predictor."""
 
 
 @dataclass(frozen=True)
@@ -60,36 +41,51 @@ class PredictorStatus:
     reason: str  # empty when available
 
 
-def _implemented(spec: PredictorSpec) -> bool:
-    return spec.kind in ("clipmat", "zeroshot")
-
-
-def _status(spec: PredictorSpec) -> PredictorStatus:
-    weights = hub.get_weight_spec(spec.weights)
+def predictor_status(name: str) -> PredictorStatus:
+    """The status of the registered predictor ``name`` (no download, no hashing)."""
+    spec = PREDICTORS[name]
+    weights = registry.get_weight_spec(spec.weights)
     reason = ""
-    if not _implemented(spec):
-        reason = f"the {spec.kind} predictor is not part of this version yet"
-    else:
-        try:
-            hub.resolve_weights(spec.weights, allow_download=False)
-        except (FileNotFoundError, ValueError) as err:
-            reason = str(err).splitlines()[0]
-    return PredictorStatus(spec.name, not reason, weights.licence, spec.description, reason)
+    try:
+        hub.resolve_weights(spec.weights, allow_download=False)
+    except (FileNotFoundError, ValueError) as err:
+        reason = str(err).splitlines()[0]
+    return PredictorStatus(name, not reason, weights.licence, spec.description, reason)
 
 
 def list_predictors() -> list[PredictorStatus]:
-    """Every predictor with whether its weights are present on this machine (no download)."""
-    return [_status(spec) for spec in PREDICTORS.values()]
+    """Every registered predictor with whether its weights are on this machine (no download)."""
+    return [predictor_status(name) for name in PREDICTORS]
+
+
+def auto_choice(allow_download: bool | None = None) -> str:
+    """The predictor "auto" means here: the first of ``AUTO_ORDER`` whose weights are present,
+    except that the zero-shot predictor comes before the mini world when its CLIP can be
+    downloaded (downloads allowed and the hub answers a 3-second probe).
+
+    Raises:
+        FileNotFoundError: when no predictor can run, listing why each cannot.
+    """
+    available = {s.name for s in list_predictors() if s.available}
+    for name in AUTO_ORDER:
+        if name in available:
+            return name
+        can_fetch = PREDICTORS[name].kind == "zeroshot" and hub.downloads_allowed(allow_download)
+        if can_fetch and remote.hub_reachable():
+            return name
+    lines = "\n".join(f"  {s.name}: {s.reason}" for s in list_predictors())
+    raise FileNotFoundError(f"no predictor has its weights on this machine:\n{lines}")
 
 
 def load_predictor(
     name: str = "auto", *, device: Any = "auto", allow_download: bool | None = None
-) -> CLIPMatPredictor | ZeroShotPredictor:
+) -> Predictor:
     """Load a predictor by name.
 
     Args:
-        name: one of :data:`PREDICTORS` or "auto" (the best one whose weights are present:
-            trained CLIPMat, then zero-shot, then mini-world).
+        name: one of :data:`clipmat.registry.PREDICTORS`, "auto" (see :func:`auto_choice`;
+            a :class:`MiniWorldOnlyWarning` when that is the mini world), ``hf-hub:owner/repo``
+            (a trained CLIPMat published with ``python -m clipmat.push``) or a checkpoint file.
         device: "auto" picks CUDA when available.
         allow_download: fetch missing weights with huggingface_hub (None: unless offline).
 
@@ -98,22 +94,39 @@ def load_predictor(
             with the paths tried and how to get them.
     """
     if name == "auto":
-        for candidate in AUTO_ORDER:
-            if _status(PREDICTORS[candidate]).available:
-                return load_predictor(candidate, device=device)
-        lines = "\n".join(f"  {s.name}: {s.reason}" for s in list_predictors())
-        raise FileNotFoundError(f"no predictor has its weights on this machine:\n{lines}")
-    if name not in PREDICTORS:
-        raise ValueError(f"unknown predictor {name!r}; available: {['auto', *PREDICTORS]}")
-    spec = PREDICTORS[name]
-    if not _implemented(spec):
-        raise NotImplementedError(f"predictor {name!r}: {_status(spec).reason}")
-    if spec.kind == "zeroshot":
-        from clipmat.zeroshot import load_zeroshot_predictor
+        name = auto_choice(allow_download)
+        if name == MINIWORLD:
+            warnings.warn(MINIWORLD_WARNING, MiniWorldOnlyWarning, stacklevel=2)
+    if name in PREDICTORS:
+        spec = PREDICTORS[name]
+        weights = registry.get_weight_spec(spec.weights)
+        if spec.kind == "zeroshot":
+            from clipmat.zeroshot import load_zeroshot_predictor
 
-        return load_zeroshot_predictor(
-            spec.weights, name=name, device=device, allow_download=allow_download
+            return load_zeroshot_predictor(
+                weights.name, name=name, device=device, allow_download=allow_download
+            )
+        model = load_model(weights.name, allow_download=allow_download)
+        return CLIPMatPredictor(
+            model, name=name, licence=weights.licence, device=device, domain=weights.domain
         )
-    weights = hub.get_weight_spec(spec.weights)
-    model = load_model(spec.weights, allow_download=allow_download)
-    return CLIPMatPredictor(model, name=name, licence=weights.licence, device=device)
+    if name.startswith(registry.HF_HUB_PREFIX):
+        return _load_checkpoint(
+            hub.resolve_weights(name, allow_download=allow_download), name, device
+        )
+    if Path(name).is_file():
+        return _load_checkpoint(Path(name), Path(name).stem, device)
+    known = ["auto", *PREDICTORS, f"{registry.HF_HUB_PREFIX}owner/repo", "a checkpoint file"]
+    raise ValueError(f"unknown predictor {name!r}; available: {', '.join(known)}")
+
+
+def _load_checkpoint(path: Path, name: str, device: Any) -> CLIPMatPredictor:
+    """A CLIPMat checkpoint's predictor; licence and domain from its header when it has them."""
+    model, meta = load_model_and_metadata(path)
+    return CLIPMatPredictor(
+        model,
+        name=name,
+        licence=meta.get("licence", "set by the checkpoint's owner"),
+        device=device,
+        domain=meta.get("domain", registry.REAL_PHOTOS),
+    )

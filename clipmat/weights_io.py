@@ -1,7 +1,9 @@
-"""State dicts on disk: safetensors (written atomically) and weights-only pickles."""
+"""State dicts on disk: safetensors (written atomically), weights-only pickles, checksums."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -11,10 +13,50 @@ import torch
 
 SAFETENSORS_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".bin"})
+HASH_CHUNK_BYTES = 1 << 20
 
 
 class WeightsCorruptError(ValueError):
     """A weights file cannot be read (truncated, corrupt or of an unsupported kind)."""
+
+
+class WeightsChecksumError(ValueError):
+    """A weights file does not have the expected sha256 digest."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime_ns are part of the cache key: a changed file is hashed again.
+    return sha256_file(path)
+
+
+def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
+    """Check a file's sha256 digest (no-op when ``expected`` is None).
+
+    The digest is cached per (path, size, mtime), so a large file is hashed once per process.
+
+    Raises:
+        WeightsChecksumError: the digest differs; the message names the file and both digests.
+    """
+    if expected is None:
+        return
+    path = Path(path).resolve()
+    stat = path.stat()
+    actual = _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    if actual.lower() != expected.lower():
+        raise WeightsChecksumError(
+            f"Checksum mismatch for {path}: expected sha256 {expected.lower()}, got {actual}. "
+            "The file is incomplete, corrupt or a different version; delete it and fetch it again."
+        )
 
 
 def save_state_dict(

@@ -15,23 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import clipmat.predictors
 import editing
-from clipmat import app_support, save_model
-from clipmat.app_service import EditSettings, MatteService, apply_edit, overlay
-from clipmat.app_support import (
-    RANDOM_TINY,
-    PredictorPool,
-    clean_phrase,
-    create_random_tiny,
-    load_examples,
-    read_photo,
-)
+from clipmat import save_model
 from clipmat.predictors import PredictorStatus
+from clipmat_app import cli, texts, ui
+from clipmat_app import pool as app_pool
+from clipmat_app.inputs import clean_phrase, load_examples, read_photo
+from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.service import EditSettings, MatteService, apply_edit, overlay
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +160,7 @@ def test_matte_cache_evicts_old_files(service, rng):
 def test_pool_options(tiny, tmp_path, monkeypatch):
     pool, name = PredictorPool.from_option(RANDOM_TINY, device="cpu")
     assert name == RANDOM_TINY and pool.get(name).name == RANDOM_TINY
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(ValueError, match="unknown predictor"):
         PredictorPool.from_option("no-such-predictor")
     with pytest.raises(ValueError, match="unknown predictor"):
         pool.get("no-such-predictor")
@@ -184,13 +178,14 @@ def test_pool_options(tiny, tmp_path, monkeypatch):
 
 def test_no_predictor_at_all_still_builds(monkeypatch):
     statuses = [PredictorStatus(n, False, "lic", "desc", f"{n} weights missing") for n in "ab"]
-    monkeypatch.setattr(app_support, "list_predictors", lambda: statuses)
+    monkeypatch.setattr(app_pool, "list_predictors", lambda: statuses)
+    monkeypatch.setattr(clipmat.predictors, "list_predictors", lambda: statuses)
     pool, name = PredictorPool.from_option("auto")
     assert name is None and pool.names() == ["a", "b"]
-    text = app.predictor_text(pool, None)
+    text = texts.predictor_text(pool, None)
     assert "No predictor can run here" in text and "a weights missing" in text
     assert RANDOM_TINY in text
-    demo = app.build_demo(pool, None)
+    demo = ui.build_demo(pool, None)
     assert "No predictor can run here" in str(demo.config)
 
 
@@ -199,8 +194,8 @@ def test_importing_the_app_writes_no_files():
 
 
 def test_main_stops_on_a_bad_predictor():
-    with pytest.raises(SystemExit, match="neither"):
-        app.main(["--predictor", "no-such-predictor"])
+    with pytest.raises(SystemExit, match="unknown predictor"):
+        cli.main(["--predictor", "no-such-predictor"])
 
 
 def test_examples_are_complete():
@@ -235,7 +230,7 @@ def test_app_starts_offline_quickly(tmp_path):
                 time.sleep(0.5)
         assert config is not None, proc.stdout.read().decode() if proc.poll() is not None else ""
         assert time.perf_counter() - start < 60
-        usable = [s for s in app_support.list_predictors() if s.available]
+        usable = [s for s in clipmat.predictors.list_predictors() if s.available]
         if usable:
             assert f"Active: {usable[0].name}" in config
         else:
@@ -253,28 +248,29 @@ def test_photo_bytes_round_trip(rng):
 
 def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(monkeypatch):
     """With a network, auto fetches CLIP for zero-shot; when that fails, it falls back."""
-    import clipmat.app_support as support
-
+    zeroshot = "zeroshot-vitb16"
     loaded = []
 
     def fake_load(name, **kwargs):
         loaded.append(name)
-        if name == support.ZEROSHOT:
-            return support.create_random_tiny()  # stands in for the downloaded zero-shot model
+        if name == zeroshot:
+            return create_random_tiny()  # stands in for the downloaded zero-shot model
         raise AssertionError(f"unexpected load of {name}")
 
-    monkeypatch.setattr(support, "load_predictor", fake_load)
-    monkeypatch.setattr(support, "hub_reachable", lambda *a, **k: True)
-    pool = support.PredictorPool(allow_download=True)
-    assert pool.auto_choice() == support.ZEROSHOT and loaded == [support.ZEROSHOT]
+    monkeypatch.setattr(app_pool, "load_predictor", fake_load)
+    monkeypatch.setattr(clipmat.remote, "hub_reachable", lambda *a, **k: True)
+    pool = PredictorPool(allow_download=True)
+    assert pool.auto_choice() == zeroshot and loaded == [zeroshot]
 
     def failing_load(name, **kwargs):
         raise OSError("connection reset")
 
-    monkeypatch.setattr(support, "load_predictor", failing_load)
-    fallback = support.PredictorPool(allow_download=True)
+    monkeypatch.setattr(app_pool, "load_predictor", failing_load)
+    fallback = PredictorPool(allow_download=True)
     here = [c.name for c in fallback.choices() if c.available]
-    assert fallback.auto_choice() == (here[0] if here else None)
-    monkeypatch.setattr(support, "hub_reachable", lambda *a, **k: pytest.fail("probed offline"))
-    offline = support.PredictorPool(allow_download=False)
+    with pytest.warns(UserWarning, match="cannot run here"):
+        assert fallback.auto_choice() == (here[0] if here else None)
+    monkeypatch.setattr(clipmat.remote, "hub_reachable", lambda *a, **k: pytest.fail("probed"))
+    monkeypatch.setattr(app_pool, "load_predictor", lambda name, **kwargs: create_random_tiny())
+    offline = PredictorPool(allow_download=False)
     assert offline.auto_choice() == (here[0] if here else None)

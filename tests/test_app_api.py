@@ -13,9 +13,12 @@ import pytest
 from PIL import Image
 
 import editing
-from clipmat.app_service import MatteService, overlay
-from clipmat.app_support import RANDOM_TINY, PredictorPool, create_random_tiny, read_photo
 from clipmat.imageio import load_image
+from clipmat_app.cli import serve_local
+from clipmat_app.inputs import read_photo
+from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.service import MatteService, overlay
+from clipmat_app.ui import build_demo
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -24,8 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers import assert_same_image  # noqa: E402
-
-import app  # noqa: E402
 
 CAT = str(ROOT / "examples" / "photo_cat.jpg")
 MAX_SIDE = 512
@@ -38,8 +39,8 @@ def served(tmp_path_factory):
     pool = PredictorPool({RANDOM_TINY: predictor}, device="cpu")
     work = tmp_path_factory.mktemp("app")
     service = MatteService(pool, workdir=work, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
-    demo = app.build_demo(pool, RANDOM_TINY, service=service)
-    url = app.serve_local(demo)
+    demo = build_demo(pool, RANDOM_TINY, service=service)
+    url = serve_local(demo)
     client = Client(url, verbose=False)
     yield client, predictor
     demo.close()

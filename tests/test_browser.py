@@ -12,9 +12,9 @@ from helpers import assert_same_image
 from PIL import Image
 
 import editing
-from clipmat.app_service import MatteService
-from clipmat.app_support import RANDOM_TINY, PredictorPool, create_random_tiny
 from clipmat.imageio import load_image
+from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.service import MatteService
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +33,13 @@ pytestmark = [
 def page_and_predictor(tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api")
     sys.path.insert(0, str(ROOT))
-    import app
+    from clipmat_app import cli, ui
 
     predictor = create_random_tiny("cpu")
     pool = PredictorPool({RANDOM_TINY: predictor}, device="cpu")
     service = MatteService(pool, workdir=tmp_path_factory.mktemp("browser"))
-    demo = app.build_demo(pool, RANDOM_TINY, service=service)
-    url = app.serve_local(demo)
+    demo = ui.build_demo(pool, RANDOM_TINY, service=service)
+    url = cli.serve_local(demo)
     with sync_api.sync_playwright() as play:
         browser = play.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

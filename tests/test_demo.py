@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import editing
-from clipmat import demo
-from clipmat.app_support import create_random_tiny
 from clipmat.imageio import load_image
+from clipmat_app import demo
+from clipmat_app.pool import create_random_tiny
 
 CAT = Path(__file__).resolve().parents[1] / "examples" / "photo_cat.jpg"
 

@@ -4,14 +4,17 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import sys
 import time
 from pathlib import Path
 
 import huggingface_hub.constants
+import numpy as np
 import pytest
 import torch
 
-from clipmat import download, hub
+import clipmat
+from clipmat import download, hub, registry, weights_io
 
 FAKE_REPO = "clipmat-tests/fake-weights"
 FAKE_REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -26,24 +29,24 @@ def isolated(tmp_path, monkeypatch):
     cache.mkdir()
     monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(weights))
     monkeypatch.setenv(hub.OFFLINE_ENV, "1")
-    monkeypatch.delenv(hub.HUB_REPO_ENV, raising=False)
+    monkeypatch.delenv(registry.HUB_REPO_ENV, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    hub._sha256_cached.cache_clear()
+    weights_io._sha256_cached.cache_clear()
     return weights
 
 
-def _register(monkeypatch, **changes) -> hub.WeightSpec:
-    """Register a test entry "test-weights" in the registry for the test's duration."""
-    base = hub.WeightSpec(
-        name="test-weights",
-        arch="clipmat-tiny",
+def _register(monkeypatch, **changes) -> registry.WeightSpec:
+    """Register a test entry "test.weights" in the registry for the test's duration."""
+    base = registry.WeightSpec(
+        arch="test",
+        tag="weights",
         kind="clip",
         filename="test_weights.safetensors",
         licence="test licence",
         description="weights for tests",
     )
     spec = dataclasses.replace(base, **changes)
-    monkeypatch.setitem(hub.PRETRAINED, spec.name, spec)
+    monkeypatch.setitem(registry.PRETRAINED, spec.name, spec)
     return spec
 
 
@@ -66,20 +69,30 @@ def _state() -> dict[str, torch.Tensor]:
 
 
 def test_registry_names_and_specs():
-    names = hub.list_pretrained()
-    expected = {"clipmat-vitb16", "clipmat-vitl14", "clip-vitb16-openai", "clip-vitl14-openai"}
-    assert expected | {"mini-world"} <= set(names)
-    clip = hub.get_weight_spec("clip-vitb16-openai")
+    names = registry.list_pretrained()
+    expected = {"clipmat-vitb16.refmatte", "clipmat-vitl14.refmatte", "ViT-B-16.openai"}
+    assert expected | {"ViT-L-14.openai", "clipmat-mini.miniworld"} == set(names)
+    clip = registry.get_weight_spec("ViT-B-16.openai")
+    assert registry.get_weight_spec("clip-vitb16-openai") == clip  # the name before the scheme
     assert (clip.kind, clip.arch, clip.hf_repo) == (
         "clip",
         "ViT-B-16",
         "timm/vit_base_patch16_clip_224.openai",
     )
     assert clip.hf_filename.endswith(".safetensors") and "MIT" in clip.licence
-    assert hub.get_weight_spec("zeroshot-vitb16") == clip
-    trained = hub.get_weight_spec("clipmat-vitb16")
+    assert registry.get_weight_spec("zeroshot-vitb16") == clip
+    trained = registry.get_weight_spec("clipmat-vitb16")
+    assert trained.name == "clipmat-vitb16.refmatte" and trained.arch == "clipmat-vitb16"
     assert trained.sha256 is None and trained.hf_repo is None and "CC BY-NC" in trained.licence
-    assert hub.get_weight_spec("mini-world").filename == "miniworld.safetensors"
+    mini = registry.get_weight_spec("mini-world")
+    assert mini.filename == "miniworld.safetensors" and mini.bundled and mini.sha256
+    # every predictor names registered weights of the kind it reads
+    for spec in registry.PREDICTORS.values():
+        weights = registry.get_weight_spec(spec.weights)
+        assert weights.kind == ("clip" if spec.kind == "zeroshot" else "clipmat")
+    # every CLIPMat weights' architecture is a model config
+    configs = set(clipmat.list_models())
+    assert all(w.arch in configs for w in registry.PRETRAINED.values() if w.kind == "clipmat")
 
 
 @pytest.mark.parametrize(
@@ -91,21 +104,24 @@ def test_clip_entries_match_open_clip_registry(name, arch):
 
     # A trailing slash in open_clip's "hf_hub" means: the repository's default file names.
     assert open_clip.get_pretrained_cfg(arch, "openai")["hf_hub"].endswith("/")
-    spec = hub.get_weight_spec(name)
+    spec = registry.get_weight_spec(name)
     assert spec.arch == arch
     assert spec.hf_repo == open_clip.get_pretrained_cfg(arch, "openai")["hf_hub"].rstrip("/")
-    assert hub.hub_filenames(spec) == [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+    assert spec.hub_filenames() == [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
 
 
 def test_unknown_name_lists_available():
     with pytest.raises(ValueError, match="Available: .*clipmat-vitb16.*mini-world"):
-        hub.get_weight_spec("clipmat-vitx99")
+        registry.get_weight_spec("clipmat-vitx99")
+    for bad in ("hf-hub:", "hf-hub:noslash", "hf-hub:a/b/c"):
+        with pytest.raises(ValueError, match="hf-hub:owner/name"):
+            registry.get_weight_spec(bad)
 
 
 def test_hub_repo_from_environment(monkeypatch):
-    monkeypatch.setenv(hub.HUB_REPO_ENV, "someone/clipmat")
-    assert hub.get_weight_spec("clipmat-vitl14").hf_repo == "someone/clipmat"
-    assert hub.get_weight_spec("clip-vitb16-openai").hf_repo.startswith("timm/")
+    monkeypatch.setenv(registry.HUB_REPO_ENV, "someone/clipmat")
+    assert registry.get_weight_spec("clipmat-vitl14").hf_repo == "someone/clipmat"
+    assert registry.get_weight_spec("clip-vitb16-openai").hf_repo.startswith("timm/")
 
 
 def test_weights_dir_default_and_override(isolated, monkeypatch):
@@ -148,7 +164,7 @@ def test_missing_trained_weights_message():
         "clipmat_vitb16.safetensors",
         "No trained CLIPMat weights have been published",
         "python -m clipmat.train",
-        hub.HUB_REPO_ENV,
+        registry.HUB_REPO_ENV,
         "pass pretrained=None for random init",
     ):
         assert needle in message
@@ -161,7 +177,7 @@ def test_missing_clip_offline_fails_fast_and_explains():
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"offline miss took {elapsed:.2f} s"
     message = str(info.value)
-    assert "python -m clipmat.download clip-vitb16-openai" in message
+    assert "python -m clipmat.download ViT-B-16.openai" in message
     assert "clip_vitb16_openai.safetensors" in message
     assert "open_clip_model.safetensors" in message and "open_clip_pytorch_model.bin" in message
     assert "HF_HUB_OFFLINE is set" in message and "random init" in message
@@ -175,11 +191,11 @@ def test_hub_cache_hit_and_fallback_filename(monkeypatch):
         hf_fallback_filenames=("w.bin",),
     )
     with pytest.raises(hub.WeightsNotFoundError):
-        hub.resolve_weights("test-weights")
+        hub.resolve_weights("test.weights")
     fallback = _fake_cache_file("w.bin", b"fallback")
-    assert hub.resolve_weights("test-weights").read_bytes() == fallback.read_bytes()
+    assert hub.resolve_weights("test.weights").read_bytes() == fallback.read_bytes()
     preferred = _fake_cache_file("w.safetensors", b"preferred")
-    assert hub.resolve_weights("test-weights").read_bytes() == preferred.read_bytes()
+    assert hub.resolve_weights("test.weights").read_bytes() == preferred.read_bytes()
 
 
 def test_checksum_verified_and_mismatch_named(isolated, monkeypatch):
@@ -187,11 +203,11 @@ def test_checksum_verified_and_mismatch_named(isolated, monkeypatch):
     good = hashlib.sha256(content).hexdigest()
     (isolated / "test_weights.safetensors").write_bytes(content)
     _register(monkeypatch, sha256=good.upper())
-    assert hub.resolve_weights("test-weights").name == "test_weights.safetensors"
+    assert hub.resolve_weights("test.weights").name == "test_weights.safetensors"
     bad = "0" * 64
     _register(monkeypatch, sha256=bad)
     with pytest.raises(hub.WeightsChecksumError) as info:
-        hub.resolve_weights("test-weights")
+        hub.resolve_weights("test.weights")
     message = str(info.value)
     assert "test_weights.safetensors" in message and bad in message and good in message
 
@@ -200,8 +216,8 @@ def test_checksum_is_cached_per_size_and_mtime(tmp_path, monkeypatch):
     path = tmp_path / "w.bin"
     path.write_bytes(b"abc")
     calls = []
-    real = hub.sha256_file
-    monkeypatch.setattr(hub, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = weights_io.sha256_file
+    monkeypatch.setattr(weights_io, "sha256_file", lambda p: calls.append(p) or real(p))
     digest = hashlib.sha256(b"abc").hexdigest()
     hub.verify_sha256(path, digest)
     hub.verify_sha256(path, digest)
@@ -220,13 +236,13 @@ def test_url_download_verifies_and_leaves_no_partial_file(tmp_path, isolated, mo
     digest = hashlib.sha256(b"hosted weights").hexdigest()
     _register(monkeypatch, url=source.as_uri(), sha256=digest)
     with pytest.raises(hub.WeightsNotFoundError, match="HF_HUB_OFFLINE is set"):
-        hub.resolve_weights("test-weights")  # downloads off by default when offline
-    got = hub.resolve_weights("test-weights", allow_download=True)
+        hub.resolve_weights("test.weights")  # downloads off by default when offline
+    got = hub.resolve_weights("test.weights", allow_download=True)
     assert got == isolated / "test_weights.safetensors" and got.read_bytes() == b"hosted weights"
     got.unlink()
     _register(monkeypatch, url=source.as_uri(), sha256="f" * 64)
     with pytest.raises(hub.WeightsChecksumError):
-        hub.resolve_weights("test-weights", allow_download=True)
+        hub.resolve_weights("test.weights", allow_download=True)
     assert list(isolated.iterdir()) == []
 
 
@@ -298,9 +314,9 @@ def test_cli_list_shows_licences_and_presence(isolated, capsys):
     hub.save_state_dict(_state(), isolated / "clipmat_vitl14.safetensors")
     assert download.main(["--list"]) == 0
     out = capsys.readouterr().out
-    line = next(row for row in out.splitlines() if row.startswith("clipmat-vitl14"))
+    line = next(row for row in out.splitlines() if row.startswith("clipmat-vitl14.refmatte"))
     assert "CC BY-NC" in line and str(isolated / "clipmat_vitl14.safetensors") in line
-    assert next(r for r in out.splitlines() if r.startswith("clip-vitb16-openai")).endswith("no")
+    assert next(r for r in out.splitlines() if r.startswith("ViT-B-16.openai")).endswith("no")
     assert "MIT" in out and "zeroshot-vitb16" in out
 
 
@@ -324,9 +340,80 @@ def test_cli_copies_and_converts_into_dir(tmp_path, monkeypatch, capsys):
     cached = _fake_cache_file("w.bin", b"")
     torch.save(_state(), cached)
     out_dir = tmp_path / "out"
-    assert download.main(["test-weights", "--dir", str(out_dir)]) == 0
+    assert download.main(["test.weights", "--dir", str(out_dir)]) == 0
     target = out_dir / "test_weights.safetensors"
     state, meta = hub.load_state_dict(target)
     assert torch.equal(state["a.weight"], _state()["a.weight"]) and meta["source"] == str(cached)
     out = capsys.readouterr().out
     assert str(target) in out and hub.WEIGHTS_DIR_ENV in out and "test licence" in out
+
+
+# ------------------------------------------------------------ trained CLIPMat on the hub
+
+
+class _StandInHub:
+    """Records what would be sent to the hub (huggingface_hub.HfApi's two calls we use)."""
+
+    def __init__(self, keep: Path) -> None:
+        self.keep, self.repos = keep, []
+
+    def create_repo(self, repo_id, repo_type, private, exist_ok):
+        self.repos.append((repo_id, repo_type, private, exist_ok))
+
+    def upload_folder(self, folder_path, repo_id, repo_type, commit_message):
+        import shutil
+
+        shutil.copytree(folder_path, self.keep / repo_id.replace("/", "--"))
+
+
+def _tiny_checkpoint(tmp_path: Path) -> tuple[Path, clipmat.CLIPMat]:
+    torch.manual_seed(3)
+    model = clipmat.create_model("clipmat-tiny")
+    return clipmat.save_model(model, tmp_path / "trained.safetensors", command="train x"), model
+
+
+def test_push_then_load_from_the_hub_cache(tmp_path, monkeypatch):
+    from clipmat import push
+
+    ckpt, model = _tiny_checkpoint(tmp_path)
+    hub_api = _StandInHub(tmp_path / "uploaded")
+    url = push.push(ckpt, "someone/tiny-matting", api=hub_api, training_data="synthetic scenes")
+    assert url.endswith("someone/tiny-matting")
+    assert hub_api.repos == [("someone/tiny-matting", "model", False, True)]
+    sent = tmp_path / "uploaded" / "someone--tiny-matting"
+    assert sorted(p.name for p in sent.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    card = (sent / "README.md").read_text()
+    assert "license: cc-by-nc-4.0" in card and "synthetic scenes" in card
+    assert 'load_predictor("hf-hub:someone/tiny-matting")' in card and "`train x`" in card
+    # The uploaded file, as hf_hub_download would cache it, is what load_predictor reads.
+    monkeypatch.setattr(sys.modules[__name__], "FAKE_REPO", "someone/tiny-matting")
+    _fake_cache_file("model.safetensors", (sent / "model.safetensors").read_bytes())
+    p = clipmat.load_predictor("hf-hub:someone/tiny-matting", device="cpu")
+    assert p.name == "hf-hub:someone/tiny-matting" and "CC BY-NC" in p.licence
+    photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    want = clipmat.CLIPMatPredictor(model.half().float(), device="cpu").predict(photo, "the cat")
+    np.testing.assert_allclose(p.predict(photo, "the cat").alpha, want.alpha, atol=1e-4)
+
+
+def test_hub_predictor_missing_offline_says_how_to_get_it():
+    with pytest.raises(hub.WeightsNotFoundError) as info:
+        clipmat.load_predictor("hf-hub:someone/absent")
+    message = str(info.value)
+    assert "python -m clipmat.download hf-hub:someone/absent" in message
+    assert "HF_HUB_OFFLINE is set" in message
+
+
+def test_push_command_writes_the_folder_and_checks_the_repo(tmp_path, capsys):
+    from clipmat import push
+
+    ckpt, _ = _tiny_checkpoint(tmp_path)
+    assert push.main([str(ckpt), "not-a-repo", "--out", str(tmp_path / "o")]) == 1
+    assert "owner/name" in capsys.readouterr().err
+    assert push.main([str(ckpt), "me/m", "--out", str(tmp_path / "o"), "--licence", "MIT"]) == 0
+    state, meta = hub.load_state_dict(tmp_path / "o" / "model.safetensors")
+    assert meta["licence"] == "MIT" and meta["domain"] == registry.REAL_PHOTOS
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())

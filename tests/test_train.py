@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from clipmat import CLIPMatPredictor
 from clipmat.evaluate import evaluate, miniworld_items, predictor_fn
 from clipmat.factory import load_model
-from clipmat.predictor import CLIPMatPredictor
 from clipmat.train import main as train_main
 from clipmat.training.checkpoint import checkpoint_step
 from clipmat.training.config import TrainConfig, load_config

@@ -110,7 +110,7 @@ def tiny_backbone() -> CLIPBackbone:
 
 
 def test_encode_dense_matches_the_towers(tiny_backbone):
-    """MaskCLIP's value path, recomputed from the block before the last one."""
+    """ClearCLIP's value-path ablation, recomputed from the block before the last one."""
     bb = tiny_backbone
     layers = int(bb.cfg.vision["layers"])
     before = CLIPBackbone(bb.cfg, feature_layers=(layers - 1,))
@@ -123,7 +123,7 @@ def test_encode_dense_matches_the_towers(tiny_backbone):
         w_v, b_v = last.attn.in_proj_weight[2 * dv :], last.attn.in_proj_bias[2 * dv :]
         v = last.attn.out_proj(nn.functional.linear(last.ln_1(tokens), w_v, b_v))
         expected = (bb.clip.visual.ln_post(v[:, 1:]) @ bb.clip.visual.proj).reshape(2, 6, 8, -1)
-        got = bb.encode_dense(x, method="maskclip")
+        got = bb.encode_dense(x, method="value-noresidual")
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
         clear = bb.encode_dense(x, method="clearclip")
         assert clear.shape == got.shape and not torch.allclose(clear, got)
@@ -261,8 +261,8 @@ def test_pipeline_mattes_the_referred_entity(colour_predictor):
     assert _iou(r.alpha, square) > 0.9 and r.confidence > 0.8
     assert r.alpha[square].mean() > 0.95 and r.alpha[left | right].max() < 0.05
     assert (r.trimap == 128).any()  # the edge was matted, not thresholded
-    assert len(r.candidates) == 1 and r.candidates[0]["chosen"]
-    x0, y0, x1, y1 = r.candidates[0]["bbox"]
+    assert len(r.candidates) == 1 and r.candidates[0].chosen
+    x0, y0, x1, y1 = r.candidates[0].box
     assert abs(x0 - 70) <= 8 and abs(y0 - 85) <= 8 and abs(x1 - 111) <= 8 and abs(y1 - 121) <= 8
 
 
@@ -270,18 +270,18 @@ def test_candidates_position_and_selection(colour_predictor):
     image, left, right, _ = _scene()
     r = colour_predictor.predict(image, "the red thing")
     assert len(r.candidates) == 2
-    assert sum(c["chosen"] for c in r.candidates) == 1
-    assert all(0 <= c["score"] <= 1 and 0 < c["area"] < 1 for c in r.candidates)
+    assert sum(c.chosen for c in r.candidates) == 1
+    assert all(0 <= c.score <= 1 and 0 < c.area < 1 for c in r.candidates)
     assert r.confidence < 0.8  # two equally good matches: the grounding is unsure
     on_left = colour_predictor.predict(image, "the red thing on the left")
     assert _iou(on_left.alpha, left) > 0.85
     on_right = colour_predictor.predict(image, "the right red thing")
     assert _iou(on_right.alpha, right) > 0.85
-    other = next(i for i, c in enumerate(on_left.candidates) if not c["chosen"])
-    picked = colour_predictor.predict(image, "the red thing on the left", select=other)
+    other = next(i for i, c in enumerate(on_left.candidates) if not c.chosen)
+    picked = colour_predictor.predict(image, "the red thing on the left", candidate=other)
     assert _iou(picked.alpha, right) > 0.85
     with pytest.raises(ValueError, match="out of range"):
-        colour_predictor.predict(image, "the red thing", select=5)
+        colour_predictor.predict(image, "the red thing", candidate=5)
 
 
 def test_isolate_region_crops_square_around_the_region_and_blurs_the_rest():
@@ -331,8 +331,8 @@ def test_crop_scores_choose_between_regions_the_patch_map_cannot_tell_apart(monk
     config = ZeroShotConfig(image_size=128, crop_weight=1.0)
     by_crop = ZeroShotPredictor(ColourCLIP(), config=config, device="cpu").predict(image, "red")
     assert _iou(by_crop.alpha, right) > 0.85
-    chosen = next(c for c in by_crop.candidates if c["chosen"])
-    assert chosen["bbox"][0] > 96  # the right circle's candidate is the chosen one
+    chosen = next(c for c in by_crop.candidates if c.chosen)
+    assert chosen.box[0] > 96  # the right circle's candidate is the chosen one
     # only the dense map's best region is cropped when MAX_CROPS is 1: the right one keeps
     # the lowest crop score measured, so the crops cannot overturn the dense choice
     monkeypatch.setattr(zeroshot_predictor, "MAX_CROPS", 1)
@@ -368,9 +368,9 @@ def test_phrase_union_gives_one_matte(colour_predictor):
     image, left, right, square = _scene()
     r = colour_predictor.predict(image, "the blue thing, the red thing on the left")
     assert _iou(r.alpha, square | left) > 0.85
-    assert {c["phrase"] for c in r.candidates} == {"the blue thing", "the red thing on the left"}
+    assert {c.phrase for c in r.candidates} == {"the blue thing", "the red thing on the left"}
     with pytest.raises(ValueError, match="union"):
-        colour_predictor.predict(image, "the blue thing, the red thing", select=0)
+        colour_predictor.predict(image, "the blue thing, the red thing", candidate=0)
 
 
 def test_no_match_gives_an_unsure_guess_or_an_empty_matte():
@@ -420,7 +420,7 @@ def test_zeroshot_offline_fails_fast_and_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     start = time.perf_counter()
-    with pytest.raises(clipmat.WeightsNotFoundError, match="clipmat.download clip-vitb16-openai"):
+    with pytest.raises(clipmat.WeightsNotFoundError, match="clipmat.download ViT-B-16.openai"):
         clipmat.load_predictor("zeroshot-vitb16")
     assert time.perf_counter() - start < 1.0
     status = {s.name: s for s in clipmat.list_predictors()}["zeroshot-vitb16"]
@@ -428,9 +428,9 @@ def test_zeroshot_offline_fails_fast_and_clearly(tmp_path, monkeypatch):
     assert status.licence.startswith("MIT")
 
 
-def _save_registry_clip(tmp_path, towers_name: str) -> nn.Module:
+def _save_registry_clip(tmp_path, towers) -> nn.Module:
     torch.manual_seed(0)
-    clip = create_backbone(get_model_config(towers_name).clip).clip
+    clip = create_backbone(towers).clip
     state = {k: v.half() for k, v in clip.state_dict().items()}  # smaller file, same keys
     hub.save_state_dict(state, tmp_path / "clip_vitb16_openai.safetensors")
     return clip
@@ -440,8 +440,9 @@ def test_zeroshot_registry_loads_local_weights(tmp_path, monkeypatch):
     """The registry path with weights on disk (tiny towers stand in for ViT-B/16)."""
     from clipmat.zeroshot import loading
 
-    monkeypatch.setitem(loading.TOWERS_OF_WEIGHTS, "clip-vitb16-openai", "clipmat-tiny")
-    clip = _save_registry_clip(tmp_path, "clipmat-tiny")
+    tiny = get_model_config("clipmat-tiny").clip
+    monkeypatch.setattr(loading, "clip_towers", lambda arch, **kwargs: tiny)
+    clip = _save_registry_clip(tmp_path, tiny)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(tmp_path))
     status = {s.name: s for s in clipmat.list_predictors()}["zeroshot-vitb16"]
@@ -457,11 +458,13 @@ def test_zeroshot_registry_loads_local_weights(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_zeroshot_registry_loads_vitb16_shaped_weights(tmp_path, monkeypatch):
-    clip = _save_registry_clip(tmp_path, "clipmat-vitb16")
+    from clipmat.zeroshot import loading
+
+    clip = _save_registry_clip(tmp_path, loading.clip_towers("ViT-B-16"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(tmp_path))
     p = clipmat.load_predictor("zeroshot-vitb16", device="cpu")
-    assert p.image_size == 512 and p.backbone.patch_size == 16
+    assert p.backbone.patch_size == 16 and p.backbone.cfg.vision["image_size"] == 224
     torch.testing.assert_close(
         p.backbone.clip.visual.conv1.weight, clip.visual.conv1.weight.half().float()
     )

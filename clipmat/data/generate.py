@@ -134,5 +134,11 @@ def main(argv: list[str] | None = None) -> Path:
     return label
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The ``clipmat-generate`` command: :func:`main`, with exit status 0 when it is done."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
     main()

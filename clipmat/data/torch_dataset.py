@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import Dataset
 
 from clipmat.data.miniworld import MiniWorld
-from clipmat.data.refmatte import RefMatte
 
 
 def to_tensors(sample: dict) -> dict:
@@ -61,27 +60,6 @@ class MiniWorldDataset(Dataset):
         if not 0 <= i < self.length:
             raise IndexError(f"index {i} out of range for {self.length} samples")
         sample = self.world.sample(i, self.setting)
-        if self.transform is not None:
-            sample = self.transform(sample)
-        return to_tensors(sample) if self.tensors else sample
-
-
-class RefMatteDataset(Dataset):
-    """A RefMatte split on disk as a torch Dataset (same sample dict, tensors optional)."""
-
-    def __init__(
-        self,
-        data: RefMatte,
-        transform: Callable[[dict], dict] | None = None,
-        tensors: bool = True,
-    ) -> None:
-        self.data, self.transform, self.tensors = data, transform, tensors
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        sample = self.data[i]
         if self.transform is not None:
             sample = self.transform(sample)
         return to_tensors(sample) if self.tensors else sample

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from clipmat.factory import load_model, save_model
-from clipmat.hub import PROJECT_LICENCE, sha256_file
+from clipmat.registry import PROJECT_LICENCE
+from clipmat.weights_io import sha256_file
 
 
 def export_weights(

@@ -6,15 +6,34 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clipmat import hub
+from clipmat import hub, registry
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
-from clipmat.factory import get_model_config
 from clipmat.model.backbone import CLIPBackbone, load_clip_state_dict
 from clipmat.zeroshot.predictor import ZeroShotConfig, ZeroShotPredictor
 
-# Registry weights name -> the model config whose CLIP towers they fit.
-TOWERS_OF_WEIGHTS = {"clip-vitb16-openai": "clipmat-vitb16", "clip-vitl14-openai": "clipmat-vitl14"}
 _CLIPMAT_PREFIX = "backbone.clip."
+REFERENCE_SHORT_SIDE = 448  # ClearCLIP's evaluation resizes the photo's short side to this
+
+
+def clip_towers(arch: str, *, quick_gelu: bool = True) -> CLIPTowersConfig:
+    """The towers of open_clip's architecture ``arch`` (e.g. "ViT-B-16") at its own resolution.
+
+    ``quick_gelu`` is True for OpenAI's weights (open_clip's pretrained config says so).
+
+    Raises:
+        ValueError: for an architecture open_clip does not know.
+    """
+    import open_clip
+
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"open_clip knows no architecture {arch!r}")
+    return CLIPTowersConfig(
+        embed_dim=int(cfg["embed_dim"]),
+        vision=dict(cfg["vision_cfg"]),
+        text=dict(cfg["text_cfg"]),
+        quick_gelu=quick_gelu,
+    )
 
 
 def create_backbone(towers: CLIPTowersConfig) -> CLIPBackbone:
@@ -57,7 +76,7 @@ def load_clip_backbone(
 
 
 def load_zeroshot_predictor(
-    weights: str = "clip-vitb16-openai",
+    weights: str = "ViT-B-16.openai",
     *,
     name: str = "zeroshot-vitb16",
     config: ZeroShotConfig | None = None,
@@ -67,7 +86,8 @@ def load_zeroshot_predictor(
     """The zero-shot predictor on public CLIP weights from the registry (or a local file).
 
     Args:
-        weights: a weights-registry name (see ``TOWERS_OF_WEIGHTS``) or a file path.
+        weights: a CLIP weights name of :mod:`clipmat.registry` (e.g. "ViT-B-16.openai") or a
+            file path (a CLIP saved by ``clipmat.clip_pretrain`` or a CLIPMat checkpoint).
         name: the predictor's name in results.
         config: prompts, dense method, resolutions.
         device: "auto" picks CUDA when available.
@@ -80,14 +100,16 @@ def load_zeroshot_predictor(
     if Path(weights).is_file():
         backbone, _ = load_clip_backbone(weights)
         return ZeroShotPredictor(backbone, config=config, name=name, device=device)
-    spec = hub.get_weight_spec(weights)
-    if spec.name not in TOWERS_OF_WEIGHTS:
-        raise ValueError(
-            f"no CLIP towers known for weights {weights!r}; known: {list(TOWERS_OF_WEIGHTS)}"
-        )
+    spec = registry.get_weight_spec(weights)
+    if spec.kind != "clip":
+        raise ValueError(f"{weights!r} are not CLIP weights; the zero-shot predictor needs CLIP")
     path = hub.resolve_weights(spec.name, allow_download=allow_download)
-    towers = get_model_config(TOWERS_OF_WEIGHTS[spec.name]).clip
-    backbone, _ = load_clip_backbone(path, towers)
+    backbone, _ = load_clip_backbone(path, clip_towers(spec.arch))
     return ZeroShotPredictor(
-        backbone, config=config, name=name, licence=spec.licence, device=device
+        backbone,
+        config=config or ZeroShotConfig(image_size=REFERENCE_SHORT_SIDE),
+        name=name,
+        licence=spec.licence,
+        device=device,
+        domain=spec.domain,
     )

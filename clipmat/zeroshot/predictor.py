@@ -15,7 +15,6 @@ only the text tower, the candidates' crops and the matting.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +23,16 @@ import numpy as np
 import torch
 
 from clipmat import refine
-from clipmat.imageio import load_image
 from clipmat.model.backbone import DENSE_METHODS, CLIPBackbone
-from clipmat.predictor import MattingResult, infer_setting
-from clipmat.runtime import LRUCache, autocast, check_phrases, fingerprint, select_device
+from clipmat.predictor import (
+    Candidate,
+    EncodedImage,
+    MattingResult,
+    Photo,
+    PredictOptions,
+    Predictor,
+)
+from clipmat.runtime import LRUCache, autocast
 from clipmat.transforms import model_input_size, to_model_input
 from clipmat.zeroshot import dense, prompts
 
@@ -105,16 +110,16 @@ class ZeroShotConfig:
 
 @dataclass
 class _ImageEntry:
-    photo: np.ndarray  # (H, W, 3) uint8
     patches: torch.Tensor  # (h, w, E) normalised patch embeddings
     work: tuple[int, int]  # matting resolution (h, w)
 
 
-class ZeroShotPredictor:
+class ZeroShotPredictor(Predictor[_ImageEntry]):
     """Zero-shot referring matting with any open_clip CLIP held by a :class:`CLIPBackbone`.
 
-    Same interface as :class:`clipmat.CLIPMatPredictor`: ``predict``, ``set_image``,
-    ``clear_cache``, ``name``, ``licence``, ``stats``.
+    The common predictor interface (:class:`clipmat.predictor.Predictor`); honours ``refine``
+    (default: ``config.matting``; False gives the chosen region's probability map, upsampled)
+    and ``candidate`` (an index into a result's ``candidates``).
 
     Args:
         backbone: the CLIP (OpenAI ViT-B/16, a tiny pretrained one, or random for tests).
@@ -122,8 +127,11 @@ class ZeroShotPredictor:
         name: shown in results and in the app.
         licence: licence of the CLIP weights.
         device: "auto", "cpu", "cuda", ...
-        cache_size: how many images' patch embeddings to keep.
+        cache_size: how many photos' patch embeddings to keep.
+        domain: what the CLIP was trained on.
     """
+
+    honours = frozenset({"refine", "candidate"})
 
     def __init__(
         self,
@@ -134,47 +142,33 @@ class ZeroShotPredictor:
         licence: str = "",
         device: Any = "auto",
         cache_size: int = 4,
+        domain: str = "",
     ) -> None:
+        super().__init__(
+            name=name, licence=licence, device=device, cache_size=cache_size, domain=domain
+        )
         self.config = config or ZeroShotConfig()
-        self.device = select_device(device)
         self.backbone = backbone.to(self.device).eval()
-        self.name = name
-        self.licence = licence
         self.image_size = int(self.config.image_size or backbone.cfg.vision["image_size"])
         scale = self.config.logit_scale
         self.logit_scale = float(scale if scale else backbone.clip.logit_scale.detach().exp())
-        self._cache: LRUCache[_ImageEntry] = LRUCache(cache_size)
         self._text_cache: LRUCache[torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
-        self.stats = {"image_encodes": 0, "cache_hits": 0, "text_encodes": 0}
+        self.stats["text_encodes"] = 0
 
     def clear_cache(self) -> None:
-        """Forget every cached image's patch embeddings and every phrase's text embedding."""
-        self._cache.clear()
+        """Forget every cached photo's patch embeddings and every phrase's text embedding."""
+        super().clear_cache()
         self._text_cache.clear()
 
-    @torch.inference_mode()
-    def set_image(self, image: Any) -> tuple[np.ndarray, _ImageEntry, bool]:
-        """Load ``image`` and compute (or fetch from the cache) its patch embeddings.
-
-        Returns:
-            (the RGB uint8 photo, its cache entry, whether it came from the cache).
-        """
-        photo = load_image(image)
-        entry, hit = self._cache.get_or_put(fingerprint(photo), lambda: self._encode(photo))
-        self.stats["cache_hits" if hit else "image_encodes"] += 1
-        return photo, entry, hit
-
-    def _encode(self, photo: np.ndarray) -> _ImageEntry:
-        height, width = photo.shape[:2]
+    def _encode(self, photo: Photo) -> _ImageEntry:
+        height, width = photo.rgb.shape[:2]
         patch = self.backbone.patch_size
         size = model_input_size(height, width, short_side=self.image_size, multiple=patch)
-        x = self.backbone.normalize(to_model_input(photo, size).to(self.device))
+        x = self.backbone.normalize(to_model_input(photo.rgb, size).to(self.device))
         with autocast(self.device):
             feats = self.backbone.encode_dense(x, method=self.config.method)[0]
         patches = torch.nn.functional.normalize(feats.float(), dim=-1)  # (h, w, E)
-        return _ImageEntry(
-            photo, patches, refine.working_size(height, width, self.config.matting_side)
-        )
+        return _ImageEntry(patches, refine.working_size(height, width, self.config.matting_side))
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         """CLIP text embeddings (N, E) of token ids (N, L), run only up to the longest text.
@@ -212,42 +206,20 @@ class ZeroShotPredictor:
                 self._text_cache.put(p, e)
         return torch.stack([found[p] for p in phrases])
 
-    @torch.inference_mode()
-    def predict(
+    def _predict(
         self,
-        image: Any,
-        text: str | list[str],
-        *,
-        setting: str = "auto",
-        select: int | None = None,
-    ) -> MattingResult | list[MattingResult]:
-        """Matte the entity (or, for "the man, the dog", the entities) that ``text`` refers to.
-
-        Args:
-            image: (H, W, 3) uint8 array, PIL image, path or bytes (see
-                :func:`clipmat.imageio.load_image`).
-            text: one phrase, or a list of phrases (the image is encoded once).
-            setting: "keyword", "expression" or "auto"; recorded in the result (the zero-shot
-                reading is the same for both).
-            select: index into the result's ``candidates`` to matte instead of the automatic
-                choice (single-entity phrases only).
-
-        Returns:
-            A :class:`MattingResult` per phrase (a list when ``text`` is a list), with
-            ``candidates``: one dict per region that matches (``phrase``, ``score`` in [0, 1],
-            ``similarity``, ``bbox`` (x0, y0, x1, y1) in photo pixels, ``area`` as a fraction
-            of the photo, ``chosen``).
-        """
-        start = time.perf_counter()
-        phrases = check_phrases(text)
-        if setting not in ("auto", "keyword", "expression"):
-            raise ValueError(f"setting must be 'auto', 'keyword' or 'expression', got {setting!r}")
-        photo, entry, cached = self.set_image(image)
-        results = [self._predict_one(entry, p, setting, select, cached) for p in phrases]
-        seconds = time.perf_counter() - start
-        for r in results:
-            r.seconds = seconds
-        return results[0] if isinstance(text, str) else results
+        image: EncodedImage[_ImageEntry],
+        phrases: list[str],
+        settings: list[str],
+        options: PredictOptions,
+    ) -> list[MattingResult]:
+        """Results with ``candidates``: one per region that matches (its phrase, score in
+        [0, 1], similarity, box in photo pixels, area as a fraction of the photo, chosen)."""
+        matting = self.config.matting if options.refine is None else options.refine
+        return [
+            self._predict_one(image, p, s, options.candidate, matting)
+            for p, s in zip(phrases, settings, strict=True)
+        ]
 
     def _class_embeddings(self, parts: list[str]) -> torch.Tensor:
         """Embeddings of the parts, then of the distractors that none of the parts names (a
@@ -259,92 +231,120 @@ class ZeroShotPredictor:
         return self.embed_phrases(parts + distractors + list(self.config.background))
 
     def _predict_one(
-        self, entry: _ImageEntry, phrase: str, setting: str, select: int | None, cached: bool
+        self,
+        image: EncodedImage[_ImageEntry],
+        phrase: str,
+        setting: str,
+        select: int | None,
+        matting: bool,
     ) -> MattingResult:
         parts = prompts.split_union(phrase)
         if select is not None and len(parts) > 1:
-            raise ValueError("select picks one candidate; it cannot be used with a phrase union")
+            raise ValueError("candidate= picks one region; it cannot be used with a phrase union")
+        entry, rgb = image.features, image.photo.rgb
         classes = self._class_embeddings(parts)
         probs = dense.class_probabilities(entry.patches, classes, self.logit_scale)
         cosine = dense.cosine_map(entry.patches, classes[: len(parts)])
-        height, width = entry.photo.shape[:2]
-        grid_h, grid_w = entry.patches.shape[:2]
-        work_h, work_w = entry.work
-        band = max(2, round(self.config.band * work_h / grid_h))
-        candidates, confidences = [], []
+        candidates: list[Candidate] = []
+        confidences: list[float] = []
         kept: list[tuple[np.ndarray, float]] = []  # chosen region probability, its threshold
         for i, part in enumerate(parts):
             prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
-            threshold = self.config.threshold
-            fallback = prob.max() <= threshold and self.config.fallback > 0
-            if fallback:
-                threshold = self.config.fallback * float(prob.max())
-            regions = dense.find_regions(
-                prob,
-                cos,
-                threshold=threshold,
-                min_patches=self.config.min_patches,
-                logit_scale=self.logit_scale,
-            )
-            if fallback:  # a guess that covers most of the photo is no guess
-                regions = [r for r in regions if r.area <= MAX_FALLBACK_AREA * prob.size]
+            regions, threshold = self._regions(rgb, prob, cos, classes[i])
             if not regions:
                 confidences.append(0.0)
                 continue
-            if self.config.crop_weight > 0 and len(regions) > 1:
-                w = self.config.crop_weight
-                crops = self._crop_scores(entry, regions, classes[i])
-                scores = [(1 - w) * r.score + w * c for r, c in zip(regions, crops, strict=True)]
-                regions = dense.rescore_regions(regions, scores, self.logit_scale)
             chosen = dense.choose_region(regions, prompts.position_preference(part))
             if select is not None:
-                if not 0 <= select < len(regions):
+                if select >= len(regions):
                     raise ValueError(
-                        f"select={select} is out of range: {len(regions)} candidates for {part!r}"
+                        f"candidate={select} is out of range: {len(regions)} candidates for "
+                        f"{part!r}"
                     )
                 chosen = select
-            for k, r in enumerate(regions):
-                candidates.append(
-                    self._candidate(part, r, k == chosen, (grid_h, grid_w), (height, width))
-                )
+            candidates += [
+                _candidate(part, r, k == chosen, rgb.shape[:2]) for k, r in enumerate(regions)
+            ]
             confidences.append(regions[chosen].share * regions[chosen].probability)
             kept.append((dense.region_probability(prob, regions, chosen), threshold))
-        if kept and not self.config.matting:
-            coarse = np.maximum.reduce([k.astype(np.float32) for k, _ in kept])
-            alpha = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
-            alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
-            trimap = np.zeros((height, width), np.uint8)
-        elif kept:
-            trimaps = [
-                refine.trimap_from_probability(k, (work_h, work_w), band=band, threshold=t)
-                for k, t in kept
-            ]
-            trimap_work = np.maximum.reduce(trimaps)  # fg > unknown > bg across the union
-            alpha = refine.matte_from_trimap(entry.photo, trimap_work)
-            trimap = cv2.resize(trimap_work, (width, height), interpolation=cv2.INTER_NEAREST)
-        else:
-            alpha = np.zeros((height, width), np.float32)
-            trimap = np.zeros((height, width), np.uint8)
+        alpha, trimap = self._matte(rgb, entry, kept, matting)
         return MattingResult(
             alpha=alpha,
             text=phrase,
-            setting=infer_setting(phrase) if setting == "auto" else setting,
+            setting=setting,
             confidence=float(min(confidences)),
             trimap=trimap,
             predictor=self.name,
-            image_cached=cached,
+            image_cached=image.cached,
             candidates=candidates,
         )
 
+    def _regions(
+        self, rgb: np.ndarray, prob: np.ndarray, cos: np.ndarray, text: torch.Tensor
+    ) -> tuple[list[dense.Region], float]:
+        """A phrase's candidate regions (best first) and the probability level that made them.
+
+        With no patch above ``config.threshold`` the level falls to ``config.fallback`` x the
+        best patch (a referring phrase presumes its object), and regions over
+        ``MAX_FALLBACK_AREA`` of the grid are dropped. Several regions are also scored whole.
+        """
+        threshold = self.config.threshold
+        fallback = prob.max() <= threshold and self.config.fallback > 0
+        if fallback:
+            threshold = self.config.fallback * float(prob.max())
+        regions = dense.find_regions(
+            prob,
+            cos,
+            threshold=threshold,
+            min_patches=self.config.min_patches,
+            logit_scale=self.logit_scale,
+        )
+        if fallback:  # a guess that covers most of the photo is no guess
+            regions = [r for r in regions if r.area <= MAX_FALLBACK_AREA * prob.size]
+        if self.config.crop_weight > 0 and len(regions) > 1:
+            w = self.config.crop_weight
+            crops = self._crop_scores(rgb, regions, text)
+            scores = [(1 - w) * r.score + w * c for r, c in zip(regions, crops, strict=True)]
+            regions = dense.rescore_regions(regions, scores, self.logit_scale)
+        return regions, threshold
+
+    def _matte(
+        self,
+        rgb: np.ndarray,
+        entry: _ImageEntry,
+        kept: list[tuple[np.ndarray, float]],
+        matting: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha, trimap) at the photo's size from the chosen regions' probability maps: a
+        trimap at the working resolution matted in closed form, or (``matting`` False) the
+        maps themselves upsampled bilinearly (then the trimap is all background)."""
+        height, width = rgb.shape[:2]
+        if not kept:
+            return np.zeros((height, width), np.float32), np.zeros((height, width), np.uint8)
+        if not matting:
+            coarse = np.maximum.reduce([k.astype(np.float32) for k, _ in kept])
+            alpha = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+            return np.clip(alpha, 0.0, 1.0).astype(np.float32), np.zeros((height, width), np.uint8)
+        work_h, work_w = entry.work
+        band = max(2, round(self.config.band * work_h / entry.patches.shape[0]))
+        trimaps = [
+            refine.trimap_from_probability(k, (work_h, work_w), band=band, threshold=t)
+            for k, t in kept
+        ]
+        trimap_work = np.maximum.reduce(trimaps)  # fg > unknown > bg across the union
+        alpha = refine.matte_from_trimap(rgb, trimap_work)
+        trimap = cv2.resize(trimap_work, (width, height), interpolation=cv2.INTER_NEAREST)
+        return alpha, trimap
+
     @torch.inference_mode()
     def _crop_scores(
-        self, entry: _ImageEntry, regions: list[dense.Region], text: torch.Tensor
+        self, rgb: np.ndarray, regions: list[dense.Region], text: torch.Tensor
     ) -> list[float]:
         """Cosine of the phrase to each region seen alone, as a whole image (after ReCLIP's
         isolation of proposals: a square crop around the region, everything outside the region
         blurred), through the CLIP's pooled image embedding. Regions past the first
         ``MAX_CROPS`` (``regions`` come best first) get the lowest score measured."""
-        crops = [isolate_region(entry.photo, r.mask) for r in regions[:MAX_CROPS]]
+        crops = [isolate_region(rgb, r.mask) for r in regions[:MAX_CROPS]]
         patch = self.backbone.patch_size
         side = min(self.image_size, CROP_SIDE) // patch * patch
         x = torch.cat([to_model_input(c, (side, side)) for c in crops]).to(self.device)
@@ -354,17 +354,18 @@ class ZeroShotPredictor:
         scores = (emb @ text.float().to(emb.device)).tolist()
         return scores + [min(scores)] * (len(regions) - len(scores))
 
-    @staticmethod
-    def _candidate(
-        part: str, region: dense.Region, chosen: bool, grid: tuple[int, int], size: tuple[int, int]
-    ) -> dict[str, Any]:
-        sy, sx = size[0] / grid[0], size[1] / grid[1]
-        x0, y0, x1, y1 = region.bbox
-        return {
-            "phrase": part,
-            "score": region.share * region.probability,
-            "similarity": region.score,
-            "bbox": (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)),
-            "area": region.area / float(grid[0] * grid[1]),
-            "chosen": chosen,
-        }
+
+def _candidate(part: str, region: dense.Region, chosen: bool, size: tuple[int, int]) -> Candidate:
+    """A region on the patch grid as a :class:`Candidate` with its box in photo pixels."""
+    grid = region.mask.shape
+    sy, sx = size[0] / grid[0], size[1] / grid[1]
+    x0, y0, x1, y1 = region.bbox
+    return Candidate(
+        phrase=part,
+        score=region.share * region.probability,
+        box=(round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)),
+        mask=region.mask.copy(),
+        area=region.area / float(grid[0] * grid[1]),
+        chosen=chosen,
+        similarity=region.score,
+    )

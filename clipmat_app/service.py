@@ -1,6 +1,6 @@
 """Mattes computed once per (photo, phrase, predictor) and edited many times, for the web app.
 
-Nothing here imports gradio, so the demo script, the benchmarks and the tests use it directly.
+Nothing here imports gradio, so the figure script, the benchmarks and the tests use it directly.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 import editing
-from clipmat.app_support import MAX_PIXELS, MAX_SIDE, PredictorPool, clean_phrase, read_photo
 from clipmat.predictor import MattingResult
+from clipmat_app.inputs import MAX_PIXELS, MAX_SIDE, clean_phrase, read_photo
+from clipmat_app.pool import PredictorPool
 
 OVERLAY_COLOR = (255, 48, 112)  # tint of the matted object in the overlay view
 OVERLAY_OPACITY = 0.55
@@ -167,8 +168,8 @@ class MatteService:
     ) -> Matte:
         """The matte of ``phrase`` on ``image`` by ``predictor``, from the cache when it is there.
 
-        ``refine`` re-mattes the transition band in closed form (CLIPMat predictors; the
-        zero-shot predictor always mattes that way).
+        ``refine`` is ``predict``'s: the transition band matted in closed form (False: the
+        predictor's own alpha; for the zero-shot predictor, its coarse probability map).
 
         Raises:
             ValueError / TypeError: for a bad photo, phrase or predictor, with what is accepted.
@@ -180,13 +181,11 @@ class MatteService:
         key = hashlib.blake2b(
             f"{photo.key}|{predictor}|{text}|{refine}".encode(), digest_size=12
         ).hexdigest()
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                self.stats["hits"] += 1
-                return self._cache[key]
+        found = self.lookup(key)
+        if found is not None:
+            return found
         step(0.2, desc=f"Matting '{text}' with {predictor}")
-        result = self.pool.predict(predictor, photo.rgb, text, refine=refine)
+        result = self.pool.predict(predictor, photo.photo, text, refine=refine)
         notes = photo.notes + phrase_notes
         if result.unsure:
             notes.append(
@@ -213,6 +212,15 @@ class MatteService:
             while len(self._retired) > self.cache_size:
                 shutil.rmtree(self._retired.popleft(), ignore_errors=True)
         return matte
+
+    def lookup(self, key: str) -> Matte | None:
+        """The cached matte with this key (``Matte.key``), or None when it was evicted."""
+        with self._lock:
+            if key not in self._cache:
+                return None
+            self._cache.move_to_end(key)
+            self.stats["hits"] += 1
+            return self._cache[key]
 
     def edit_file(self, matte: Matte, settings: EditSettings) -> Path:
         """Apply ``settings`` to ``matte`` and write the result as a PNG; returns its path."""

@@ -1,0 +1,161 @@
+"""The predictors the app offers, loaded on first use and kept, one lock each.
+
+Nothing here imports gradio, so the figure script, the benchmarks and the tests use it directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clipmat import registry
+from clipmat.clipmat_predictor import CLIPMatPredictor
+from clipmat.factory import create_model
+from clipmat.predictor import MattingResult, Photo, Predictor
+from clipmat.predictors import auto_choice, list_predictors, load_predictor
+
+RANDOM_TINY = "random-tiny"  # developer option: random weights, garbage mattes, instant
+RANDOM_TINY_SEED = 24  # a seed whose random model gives a matte that varies over the photo
+RANDOM_TINY_LICENCE = "none needed: random weights, for interface development only"
+
+
+def create_random_tiny(device: Any = "cpu", seed: int = RANDOM_TINY_SEED) -> CLIPMatPredictor:
+    """A predictor on the tiny test model with seeded random weights, the same in every process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = create_model("clipmat-tiny")
+    return CLIPMatPredictor(model, name=RANDOM_TINY, licence=RANDOM_TINY_LICENCE, device=device)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A predictor the app can offer, with whether it can run here and why not."""
+
+    name: str
+    available: bool
+    licence: str
+    description: str
+    reason: str = ""
+
+
+class PredictorPool:
+    """Predictors by name, loaded on first use and kept; calls on one predictor are serialised.
+
+    Args:
+        extra: more predictors by name (a predictor, or a function that makes one), offered
+            beside the registered ones (e.g. RANDOM_TINY, a checkpoint file).
+        device: passed to every predictor ("auto" picks CUDA when present).
+        allow_download: for registered weights (None: download unless HF_HUB_OFFLINE).
+    """
+
+    def __init__(
+        self,
+        extra: dict[str, Predictor | Callable[[], Predictor]] | None = None,
+        *,
+        device: Any = "auto",
+        allow_download: bool | None = None,
+    ) -> None:
+        self.device = device
+        self.allow_download = allow_download
+        self._extra = dict(extra or {})
+        self._loaded: dict[str, Predictor] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._pool_lock = threading.Lock()
+
+    @classmethod
+    def from_option(cls, option: str | None, **kwargs: Any) -> tuple[PredictorPool, str | None]:
+        """A pool for the app's ``--predictor`` value and the name to start with.
+
+        ``option`` is a registered name, "auto"/None (see :func:`clipmat.auto_choice`; None
+        when no predictor can run), RANDOM_TINY, ``hf-hub:owner/repo`` or a checkpoint file.
+        An explicit choice that cannot load raises here, so the app stops at startup with the
+        reason rather than at the first click.
+        """
+        extra: dict[str, Any] = {}
+        name = option
+        device = kwargs.get("device", "auto")
+        if option == RANDOM_TINY:
+            extra[RANDOM_TINY] = lambda: create_random_tiny(device)
+        elif option not in (None, "auto") and option not in registry.PREDICTORS:
+            name = Path(option).stem if Path(option).is_file() else option
+            extra[name] = load_predictor(option, device=device)
+        pool = cls(extra, **kwargs)
+        if name in (None, "auto"):
+            name = pool.auto_choice()
+        if name is not None:
+            pool.get(name)
+        return pool, name
+
+    def auto_choice(self) -> str | None:
+        """What "auto" means here (:func:`clipmat.auto_choice`), or None when nothing can run;
+        when it is the zero-shot predictor without its CLIP, the download happens now, and if it
+        fails the mini world is taken."""
+        try:
+            name = auto_choice(self.allow_download)
+        except FileNotFoundError:
+            return None
+        try:
+            self.get(name)
+        except ValueError as err:
+            warnings.warn(f"{err}; starting on what is here", stacklevel=2)
+            available = [c.name for c in self.choices() if c.available]
+            return available[0] if available else None
+        return name
+
+    def choices(self) -> list[Choice]:
+        """Every predictor: the extra ones first, then the registered ones with availability."""
+        out = []
+        for name, item in self._extra.items():
+            licence = RANDOM_TINY_LICENCE if name == RANDOM_TINY else getattr(item, "licence", "")
+            out.append(Choice(name, True, licence, "given at startup"))
+        for s in list_predictors():
+            out.append(Choice(s.name, s.available, s.licence, s.description, s.reason))
+        return out
+
+    def choice(self, name: str) -> Choice:
+        for c in self.choices():
+            if c.name == name:
+                return c
+        raise ValueError(f"unknown predictor {name!r}; choose one of {self.names()}")
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.choices()]
+
+    def get(self, name: str) -> Predictor:
+        """The predictor ``name``, loaded on first use.
+
+        Raises:
+            ValueError: for an unknown name or one that cannot run here, with the reason.
+        """
+        with self._pool_lock:
+            if name in self._loaded:
+                return self._loaded[name]
+            if name in self._extra:
+                item = self._extra[name]
+                predictor = item if isinstance(item, Predictor) else item()
+            elif name in registry.PREDICTORS:
+                try:
+                    predictor = load_predictor(
+                        name, device=self.device, allow_download=self.allow_download
+                    )
+                except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
+                    first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                    raise ValueError(f"the {name} predictor cannot run here: {first}") from None
+            else:
+                raise ValueError(f"unknown predictor {name!r}; choose one of {self.names()}")
+            self._loaded[name] = predictor
+            self._locks[name] = threading.Lock()
+            return predictor
+
+    def predict(self, name: str, photo: Photo, phrase: str, **options: Any) -> MattingResult:
+        """Run predictor ``name`` on one photo and phrase; ``options`` are ``predict``'s keyword
+        arguments (the same for every predictor)."""
+        predictor = self.get(name)
+        with self._locks[name]:
+            return predictor.predict(photo, phrase, **options)

@@ -1,0 +1,233 @@
+"""The app's page: :func:`build_demo` lays out the widgets, then wires them to the callbacks.
+
+API endpoints for gradio_client: /matte (image, phrase, predictor, refine) and /edit (image,
+phrase, predictor, mode, effects, strength, color, background, refine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from clipmat_app.callbacks import Callbacks
+from clipmat_app.components import PhotoInput
+from clipmat_app.inputs import load_examples
+from clipmat_app.pool import PredictorPool
+from clipmat_app.service import EFFECTS, MatteService
+from clipmat_app.texts import no_predictor_text, predictor_text, predictors_table
+
+MATTE_CONCURRENCY = 2  # matting calls at once (the model is CPU- or GPU-bound)
+EDIT_CONCURRENCY = 4  # edits are compositing only
+QUEUE_SIZE = 64
+IMAGE_HEIGHT = 380
+TITLE = (
+    "# ✂️ CLIPMat\nType what to cut out; get a soft matte with hair and fur kept, "
+    "then highlight it, put it on a new background or a colour, or download it."
+)
+MODE_CHOICES = [
+    ("Highlight", "highlight"),
+    ("New background", "background"),
+    ("Colour", "color"),
+    ("Cutout", "cutout"),
+]
+
+
+@dataclass
+class Widgets:
+    """The components the events read and write."""
+
+    image: Any
+    phrase: Any
+    run: Any
+    predictor: Any
+    refine: Any
+    predictor_info: Any
+    status: Any
+    matte_img: Any
+    overlay_img: Any
+    edit_img: Any
+    mode: Any
+    effects: Any
+    strength: Any
+    color: Any
+    background: Any
+    cutout_btn: Any
+    matte_btn: Any
+    last: Any
+
+    @property
+    def edit_controls(self) -> list[Any]:
+        return [self.mode, self.effects, self.strength, self.color, self.background]
+
+
+def build_demo(
+    pool: PredictorPool, default: str | None = None, *, service: MatteService | None = None
+) -> gr.Blocks:
+    """The app's Blocks for ``pool``, starting on predictor ``default`` (None: none can run)."""
+    callbacks = Callbacks(pool, service or MatteService(pool))
+    with gr.Blocks(title="CLIPMat: matting by phrase") as demo:
+        gr.Markdown(TITLE, elem_id="title")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=4, min_width=320):
+                inputs = _input_column(pool, default)
+            with gr.Column(scale=8, min_width=480):
+                outputs = _output_column(pool, default)
+                _examples(inputs["image"], inputs["phrase"])
+        with gr.Accordion("Predictors on this machine", open=False):
+            gr.Markdown(predictors_table(pool))
+        widgets = Widgets(**inputs, **outputs, last=gr.State(None))
+        _wire(widgets, callbacks)
+    demo.queue(default_concurrency_limit=EDIT_CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def _input_column(pool: PredictorPool, default: str | None) -> dict[str, Any]:
+    """Photo, phrase, the Matte button, the predictor and the refine switch."""
+    image = PhotoInput(
+        label="Photo",
+        image_mode=None,
+        type="filepath",
+        sources=["upload", "clipboard", "webcam"],
+        height=IMAGE_HEIGHT,
+        elem_id="photo",
+    )
+    phrase = gr.Textbox(
+        label="Phrase",
+        placeholder="e.g. the cat with brown and black fur",
+        max_lines=2,
+        elem_id="phrase",
+    )
+    with gr.Row():
+        run = gr.Button("Matte", variant="primary", elem_id="run")
+        gr.ClearButton([image, phrase], value="Clear")
+    predictor = gr.Dropdown(
+        pool.names(),
+        value=default,
+        label="Predictor",
+        elem_id="predictor",
+        allow_custom_value=False,
+    )
+    refine = gr.Checkbox(
+        value=True,
+        label="Refine edges (closed-form matting of the hair and fur band; about "
+        "0.7 s more on a 12 MP photo)",
+        elem_id="refine",
+    )
+    predictor_info = gr.Markdown(predictor_text(pool, default))
+    return dict(
+        image=image,
+        phrase=phrase,
+        run=run,
+        predictor=predictor,
+        refine=refine,
+        predictor_info=predictor_info,
+    )
+
+
+def _output_column(pool: PredictorPool, default: str | None) -> dict[str, Any]:
+    """Status line, matte and overlay tabs, the edit view, its controls, downloads, examples."""
+    waiting = "Upload a photo, type a phrase and press **Matte**."
+    status = gr.Markdown(
+        waiting if default else no_predictor_text(pool), label="Status", elem_id="status"
+    )
+    with gr.Row():
+        with gr.Tabs():
+            with gr.Tab("Matte"):
+                matte_img = _result_image("Matte", "matte")
+            with gr.Tab("Overlay"):
+                overlay_img = _result_image("Overlay", "overlay")
+        edit_img = _result_image("Edit", "edit", extra_height=40)
+    with gr.Row():
+        mode = gr.Radio(MODE_CHOICES, value="highlight", label="Edit", scale=3)
+        effects = gr.CheckboxGroup(list(EFFECTS), value=["dim"], label="Effects", scale=3)
+    with gr.Row():
+        strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength", scale=3)
+        color = gr.ColorPicker("#2563eb", label="Colour", scale=1)
+        background = PhotoInput(
+            image_mode=None,
+            label="New background (empty: blur the photo's own)",
+            type="filepath",
+            sources=["upload", "clipboard"],
+            height=160,
+            visible=False,
+            scale=3,
+        )
+    with gr.Row():
+        cutout_btn = gr.DownloadButton("Download cutout (PNG)", value=None)
+        matte_btn = gr.DownloadButton("Download matte (16-bit PNG)", value=None)
+    return dict(
+        status=status,
+        matte_img=matte_img,
+        overlay_img=overlay_img,
+        edit_img=edit_img,
+        mode=mode,
+        effects=effects,
+        strength=strength,
+        color=color,
+        background=background,
+        cutout_btn=cutout_btn,
+        matte_btn=matte_btn,
+    )
+
+
+def _examples(image: Any, phrase: Any) -> None:
+    """The bundled example photos and phrases, when there are any."""
+    examples = load_examples()
+    if examples:
+        gr.Examples(
+            [[e["image"], e["text"]] for e in examples],
+            inputs=[image, phrase],
+            cache_examples=False,
+            examples_per_page=5,
+            label="Examples",
+        )
+
+
+def _result_image(label: str, elem_id: str, extra_height: int = 0) -> gr.Image:
+    return gr.Image(
+        label=label,
+        format="png",
+        interactive=False,
+        height=IMAGE_HEIGHT + extra_height,
+        elem_id=elem_id,
+    )
+
+
+def _wire(w: Widgets, cb: Callbacks) -> None:
+    """Events: Matte (button, Enter) then the edit view; edit controls; predictor; the API."""
+    matte_event = dict(
+        fn=cb.matte,
+        inputs=[w.image, w.phrase, w.predictor, w.refine],
+        outputs=[w.matte_img, w.overlay_img, w.status, w.cutout_btn, w.matte_btn, w.last],
+        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_id="matte",
+    )
+    ui_edit = dict(
+        fn=cb.ui_edit,
+        inputs=[w.image, w.last, *w.edit_controls],
+        outputs=w.edit_img,
+        api_visibility="private",
+        concurrency_limit=EDIT_CONCURRENCY,
+        concurrency_id="edit",
+    )
+    w.run.click(**matte_event, api_name="matte").success(**ui_edit)
+    w.phrase.submit(**matte_event, api_visibility="private").success(**ui_edit)
+    private = dict(queue=False, api_visibility="private")
+    w.mode.change(cb.mode_controls, w.mode, w.edit_controls[1:], **private)
+    for control in (w.mode, w.effects, w.color, w.background):
+        control.change(**ui_edit)
+    w.strength.release(**ui_edit)
+    cleared = [w.matte_img, w.overlay_img, w.edit_img, w.last]
+    w.image.change(lambda: (None,) * len(cleared), None, cleared, **private)
+    w.predictor.change(cb.select_predictor, w.predictor, w.predictor_info, api_visibility="private")
+    # /edit for API clients: stateless, the matte comes from the cache or is computed.
+    gr.Button(visible=False).click(
+        cb.edit,
+        [w.image, w.phrase, w.predictor, *w.edit_controls, w.refine],
+        w.edit_img,
+        api_name="edit",
+        concurrency_limit=EDIT_CONCURRENCY,
+        concurrency_id="edit",
+    )
