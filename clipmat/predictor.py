@@ -9,6 +9,7 @@ once) and ``_predict`` (the mattes of some phrases from those features).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -17,9 +18,9 @@ import numpy as np
 import torch
 
 from clipmat.imageio import load_image
+from clipmat.phrases import infer_setting
 from clipmat.runtime import LRUCache, check_phrases, fingerprint, select_device
 
-_ARTICLES = {"the", "a", "an"}
 UNSURE_BELOW = 0.6  # confidence under which a grounding is reported as unsure
 SETTINGS = ("auto", "keyword", "expression")
 OPTIONS = ("refine", "candidate", "points", "box")  # what a predictor may or may not honour
@@ -135,12 +136,6 @@ class MattingResult:
         return self.confidence < self.threshold
 
 
-def infer_setting(text: str) -> str:
-    """Read a phrase as a keyword (one word after articles, e.g. "the cat") or an expression."""
-    words = [w for w in text.lower().split() if w not in _ARTICLES]
-    return "keyword" if len(words) <= 1 else "expression"
-
-
 @dataclass(frozen=True)
 class PredictOptions:
     """The keyword arguments of :meth:`Predictor.predict`, checked."""
@@ -204,7 +199,7 @@ class Predictor(Generic[F]):
         """
         if isinstance(image, EncodedImage):
             if image.owner == id(self):
-                return image
+                return dataclasses.replace(image, cached=True)  # computed by an earlier call
             image = image.photo
         photo = Photo.load(image)
         feats, hit = self._cache.get_or_put(photo.key, lambda: self._encode(photo))
@@ -234,7 +229,8 @@ class Predictor(Generic[F]):
                 EXIF-rotated inputs are converted, see :func:`clipmat.imageio.load_image`), a
                 :class:`Photo` or an :class:`EncodedImage` from :meth:`set_image`.
             text: one phrase, or a list of phrases (batched; the photo is encoded once).
-            setting: "keyword", "expression" or "auto" (see :func:`infer_setting`).
+            setting: "keyword", "expression" or "auto" (a name, even of several words, is a
+                keyword; see :func:`clipmat.phrases.infer_setting`).
             refine: re-matte the transition band in closed form at the photo's resolution; None
                 takes the predictor's default.
             candidate: index into a previous result's ``candidates`` to matte instead of the

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 import clipmat
-from clipmat.predictor import infer_setting
+from clipmat.phrases import infer_setting
+from clipmat.predictor import check_box, check_points
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,7 @@ def test_setting_inference_and_override(predictor):
     assert infer_setting("the cat with white and black fur") == "expression"
     r = predictor.predict(_photo(32, 32), "cat", setting="expression")
     assert r.setting == "expression"
+    assert predictor.predict(_photo(32, 32), "the teddy bear").setting == "keyword"
 
 
 @pytest.mark.parametrize("bad", ["", "   ", [], [""], 3])
@@ -150,3 +152,43 @@ def test_inference_never_imports_training_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_one_interface_for_every_predictor(predictor):
+    """Both predictors take the same call; an option one cannot honour is a clear error."""
+    from clipmat.zeroshot import ZeroShotPredictor, create_backbone
+
+    torch.manual_seed(0)
+    zeroshot = ZeroShotPredictor(create_backbone(predictor.model.cfg.clip), device="cpu")
+    photo = _photo(48, 64)
+    for p in (predictor, zeroshot):
+        assert isinstance(p, clipmat.Predictor)
+        encoded = p.set_image(photo)
+        assert isinstance(encoded, clipmat.EncodedImage) and encoded.photo.rgb.shape == (48, 64, 3)
+        encodes = p.stats["image_encodes"]
+        r = p.predict(encoded, "the red star", setting="keyword", refine=True)
+        assert isinstance(r, clipmat.MattingResult) and r.alpha.shape == (48, 64)
+        assert r.image_cached and p.stats["image_encodes"] == encodes
+        with pytest.raises(ValueError, match="setting"):
+            p.predict(photo, "x", setting="keywords")
+        with pytest.raises(ValueError, match="points"):
+            p.predict(photo, "x", points=[(1, 2)])
+    with pytest.raises(ValueError, match="each point must be"):
+        check_points([(1, 2)])
+    with pytest.raises(ValueError, match="x0 < x1"):
+        check_box((5, 0, 2, 9))
+    assert check_points([(1, 2.5, 0)]) == ((1.0, 2.5, False),)
+    with pytest.raises(ValueError, match="cannot take candidate"):
+        predictor.predict(photo, "the star", candidate=0)
+    with pytest.raises(ValueError, match="single phrase"):
+        zeroshot.predict(photo, ["a", "b"], candidate=0)
+
+
+def test_a_photo_with_its_key_is_not_hashed_again(predictor, monkeypatch):
+    import clipmat.predictor as base
+
+    photo = clipmat.Photo(_photo(40, 40), "my-key")
+    monkeypatch.setattr(base, "fingerprint", lambda *a: pytest.fail("hashed again"))
+    monkeypatch.setattr(base, "load_image", lambda *a, **k: pytest.fail("decoded again"))
+    first = predictor.predict(photo, "the cat")
+    assert not first.image_cached and predictor.predict(photo, "the dog").image_cached
