@@ -287,9 +287,10 @@ def join_process_group(device: str) -> tuple[int, int, str, bool]:
     """
     already = dist.is_initialized()
     rank, world, local = _distributed()
-    if world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
+    if world > 1 and torch.cuda.is_available():
+        torch.cuda.set_device(local)  # nccl gathers through the current device, one per rank
+        if device in ("auto", "cuda"):
+            device = f"cuda:{local}"
     return rank, world, device, not already and dist.is_initialized()
 
 
