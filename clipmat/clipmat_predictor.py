@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
+from clipmat import refine
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput, ImageFeatures
-from clipmat.model.decoders import BACKGROUND, semantic_labels
-from clipmat.predictor import EncodedImage, MattingResult, Photo, PredictOptions, Predictor
+from clipmat.model.decoders import BACKGROUND
+from clipmat.predictor import Predictor
 from clipmat.refine import refine_alpha
+from clipmat.results import Candidate, EncodedImage, MattingResult, Photo, PredictOptions
 from clipmat.runtime import autocast
 from clipmat.transforms import labels_to_input_size, model_input_size, to_input_size, to_model_input
 
 _TRIMAP_LEVELS = np.array([0, 128, 255], np.uint8)  # background, transition, foreground
+CANDIDATE_LEVEL = 0.25  # regions with foreground probability above this are candidates
+MIN_CANDIDATE_SHARE = 0.002  # smaller regions (share of the map) are not offered
+MATTING_SIDE = 768  # long side at which a candidate the model left out is matted
 
 
 class CLIPMatPredictor(Predictor[ImageFeatures]):
@@ -66,32 +72,89 @@ class CLIPMatPredictor(Predictor[ImageFeatures]):
         options: PredictOptions,
     ) -> list[MattingResult]:
         out = self._decode(image.features, phrases, settings)
-        logits = out.semantic_logits.float()
-        prob = logits.softmax(dim=1)  # (B, 3, h, w)
-        alpha = out.alpha.float()[:, 0]  # (B, h, w)
-        labels = semantic_labels(logits)  # (B, h, w)
+        prob = out.semantic_logits.float().softmax(dim=1).cpu().numpy()  # (B, 3, h, w)
+        alpha = out.alpha.float()[:, 0].cpu().numpy()  # (B, h, w)
+        return [
+            self._result(image, phrase, settings[i], prob[i], alpha[i], options)
+            for i, phrase in enumerate(phrases)
+        ]
+
+    def _result(
+        self,
+        image: EncodedImage[ImageFeatures],
+        phrase: str,
+        setting: str,
+        prob: np.ndarray,
+        alpha: np.ndarray,
+        options: PredictOptions,
+    ) -> MattingResult:
+        """One phrase's result from its semantic probabilities (3, h, w) and alpha (h, w) at
+        model resolution: the candidates, the matte of the chosen ones, the confidence."""
         rgb = image.photo.rgb
         size = rgb.shape[:2]
-        results = []
-        for i, phrase in enumerate(phrases):
-            region = labels[i] != BACKGROUND
-            conf = float((1 - prob[i, BACKGROUND])[region].mean()) if region.any() else 0.0
-            full_alpha = to_input_size(alpha[i], size)
-            trimap = labels_to_input_size(_TRIMAP_LEVELS[labels[i].cpu().numpy()], size)
-            if options.refine:
-                full_alpha, trimap = refine_alpha(rgb, full_alpha)
-            results.append(
-                MattingResult(
-                    alpha=full_alpha,
-                    text=phrase,
-                    setting=settings[i],
-                    confidence=conf,
-                    trimap=trimap,
-                    predictor=self.name,
-                    image_cached=image.cached,
+        labels = prob.argmax(axis=0)
+        candidates = semantic_candidates(1.0 - prob[BACKGROUND], labels != BACKGROUND, phrase, size)
+        chosen = {i for i, c in enumerate(candidates) if c.chosen}
+        if options.chosen is not None:
+            bad = sorted(i for i in options.chosen if i >= len(candidates))
+            if bad:
+                raise ValueError(
+                    f"candidate {bad[0]} is out of range: {len(candidates)} candidates for "
+                    f"{phrase!r}"
                 )
-            )
-        return results
+            chosen = set(options.chosen)
+            for i, c in enumerate(candidates):
+                c.chosen = i in chosen
+        full_alpha, region = self._chosen_alpha(rgb, prob, alpha, candidates, chosen)
+        trimap = labels_to_input_size(_TRIMAP_LEVELS[np.where(region, labels, BACKGROUND)], size)
+        if options.refine:
+            full_alpha, trimap = refine_alpha(rgb, full_alpha)
+        fg = 1.0 - prob[BACKGROUND]
+        conf = float(fg[region].mean()) if region.any() else 0.0
+        return MattingResult(
+            alpha=full_alpha,
+            text=phrase,
+            setting=setting,
+            confidence=conf,
+            trimap=trimap,
+            predictor=self.name,
+            image_cached=image.cached,
+            candidates=candidates,
+        )
+
+    def _chosen_alpha(
+        self,
+        rgb: np.ndarray,
+        prob: np.ndarray,
+        alpha: np.ndarray,
+        candidates: list[Candidate],
+        chosen: set[int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha at the photo's size, the chosen region (h, w) at model resolution).
+
+        The model's alpha where its own region was chosen; a chosen candidate it left out
+        (foreground probability between ``CANDIDATE_LEVEL`` and 0.5) is matted from that
+        probability in closed form, as the zero-shot predictor mattes its regions.
+        """
+        size = rgb.shape[:2]
+        if chosen == {i for i, c in enumerate(candidates) if c.in_matte}:
+            region = prob.argmax(axis=0) != BACKGROUND
+            return to_input_size(alpha, size), region
+        keep = np.zeros(alpha.shape, bool)
+        extra = np.zeros(alpha.shape, np.float32)
+        for i in chosen:
+            c = candidates[i]
+            keep |= c.mask if c.in_matte else False
+            if not c.in_matte:
+                extra = np.maximum(extra, np.where(c.mask, 1.0 - prob[BACKGROUND], 0.0))
+        grown = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        full = to_input_size(np.where(grown, alpha, 0.0), size)
+        if extra.any():
+            work = refine.working_size(*size, MATTING_SIDE)
+            level = CANDIDATE_LEVEL + (0.5 - CANDIDATE_LEVEL) / 2
+            trimap = refine.trimap_from_probability(extra, work, band=4, threshold=level)
+            full = np.maximum(full, refine.matte_from_trimap(rgb, trimap))
+        return full, keep | (extra > 0)
 
     def _decode(
         self, feats: ImageFeatures, phrases: list[str], settings: list[str]
@@ -131,3 +194,51 @@ def _merge_rows(
         merged_pad[owner, start:stop] = padding[row]
         fill[owner] = stop
     return merged, merged_pad
+
+
+def semantic_candidates(
+    fg: np.ndarray, in_matte: np.ndarray, phrase: str, size: tuple[int, int]
+) -> list[Candidate]:
+    """The regions of CLIPMat's semantic map a phrase may refer to, best first.
+
+    Each 8-connected region where the foreground probability (foreground plus transition) is
+    above ``CANDIDATE_LEVEL`` is a candidate; it is ``chosen`` (and ``in_matte``) when it holds
+    pixels the model labelled as not background, i.e. when the model's matte includes it.
+
+    Args:
+        fg: (h, w) float foreground probability at model resolution.
+        in_matte: (h, w) bool, the model's own region.
+        phrase: the phrase, recorded in each candidate.
+        size: the photo's (H, W), for the boxes.
+
+    Returns:
+        Candidates sorted by their share of the foreground mass (the score; they sum to 1).
+    """
+    count, labels = cv2.connectedComponents((fg > CANDIDATE_LEVEL).astype(np.uint8), 8)
+    masks = [labels == k for k in range(1, count)]
+    masks = [m for m in masks if m.mean() >= MIN_CANDIDATE_SHARE] or masks
+    total = sum(float(fg[m].sum()) for m in masks) or 1.0
+    sy, sx = size[0] / fg.shape[0], size[1] / fg.shape[1]
+    out = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        box = (
+            round(xs.min() * sx),
+            round(ys.min() * sy),
+            round((xs.max() + 1) * sx),
+            round((ys.max() + 1) * sy),
+        )
+        matte = bool((m & in_matte).any())
+        out.append(
+            Candidate(
+                phrase=phrase,
+                score=float(fg[m].sum()) / total,
+                box=box,
+                mask=m,
+                area=float(m.mean()),
+                chosen=matte,
+                similarity=float(fg[m].mean()),
+                in_matte=matte,
+            )
+        )
+    return sorted(out, key=lambda c: -c.score)

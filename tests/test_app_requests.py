@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-import clipmat.predictor
+import clipmat.results
 import clipmat_app.inputs
 from clipmat_app.callbacks import Callbacks
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
@@ -32,7 +32,7 @@ def test_one_decode_and_one_fingerprint_per_request(tmp_path, monkeypatch):
     inputs = clipmat_app.inputs
     monkeypatch.setattr(inputs, "load_image", counted("decode", inputs.load_image))
     monkeypatch.setattr(inputs, "fingerprint", counted("fingerprint", inputs.fingerprint))
-    for module in (clipmat.predictor,):  # the predictor must take the photo as it is given
+    for module in (clipmat.results,):  # the predictor must take the photo as it is given
         monkeypatch.setattr(module, "load_image", counted("decode", module.load_image))
         monkeypatch.setattr(module, "fingerprint", counted("fingerprint", module.fingerprint))
     out = callbacks.matte(str(path), "the thing", RANDOM_TINY, False, progress=None)

@@ -1,0 +1,283 @@
+"""Corrections a user gives (clicks and a box) and the mattes they make with no model at all.
+
+A box alone, or clicks alone, cut an object out of any photo: GrabCut (Rother, Kolmogorov and
+Blake, 2004; OpenCV's implementation) separates object from background by colour models and a
+graph cut, initialised with the box or around the clicks; a band around the cut's boundary
+becomes the unknown region of a trimap, matted in closed form (:mod:`clipmat.refine`) and
+upsampled along the photo's edges. With a model, clicks pick or drop the regions it proposed
+(:class:`clipmat.Candidate`) and a box keeps the ones inside it; see
+:func:`choose_candidates`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from clipmat import refine
+
+WORK_SIDE = 640  # long side at which the graph cut runs
+GRABCUT_ITERATIONS = 5
+BAND = 0.012  # half width of the trimap's unknown band, as a share of the working long side
+CLICK_CORE = 0.015  # radius of a click's sure label, as a share of the working long side
+CLICK_REACH = 0.12  # radius within which a lone positive click's object is looked for
+INSIDE_BOX = 0.5  # a candidate is inside a box when at least this share of it is
+BOX_MARGIN = 0.01  # the matte may pass a box's edge by this share of the photo's long side
+
+Point = tuple[float, float, bool]
+Box = tuple[float, float, float, float]
+
+
+def _scaled(points: Sequence[Point], sy: float, sx: float) -> list[tuple[int, int, bool]]:
+    return [(round(x * sx), round(y * sy), positive) for x, y, positive in points]
+
+
+def graph_cut(
+    rgb: np.ndarray,
+    *,
+    box: Box | None = None,
+    points: Sequence[Point] = (),
+    prior: np.ndarray | None = None,
+    work_side: int = WORK_SIDE,
+) -> np.ndarray:
+    """The object's region by GrabCut, at a working resolution.
+
+    The initial labels: outside a box, sure background; inside it, probable foreground. With a
+    ``prior`` matte (a model's), probable foreground where it is above 0.5 and probable
+    background elsewhere. Each click is a small disk of sure foreground or background; a
+    positive click also makes a disk of probable foreground of radius ``CLICK_REACH`` around
+    it where nothing else says so. Without a box, the photo's border is sure background.
+
+    Args:
+        rgb: (H, W, 3) uint8 photo.
+        box: (x0, y0, x1, y1) in photo pixels, or None.
+        points: [(x, y, positive), ...] in photo pixels.
+        prior: (H, W) float alpha in [0, 1] to start from, or None.
+        work_side: long side of the working resolution.
+
+    Returns:
+        (h, w) bool at the working resolution: the components under a positive click and those
+        the prior held (or, with neither, the largest one).
+    """
+    height, width = rgb.shape[:2]
+    h, w = refine.working_size(height, width, work_side)
+    small = (
+        rgb if (h, w) == (height, width) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    )
+    sy, sx = h / height, w / width
+    clicks = _scaled(points, sy, sx)
+    start = None
+    if prior is not None:
+        start = cv2.resize(prior.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+        start = _drop_clicked(start, [(x, y) for x, y, positive in clicks if not positive])
+    mask = _initial_mask((h, w), box, clicks, sy, sx, start)
+    has_fg = (mask == cv2.GC_PR_FGD).any() or (mask == cv2.GC_FGD).any()
+    has_bg = (mask == cv2.GC_BGD).any() or (mask == cv2.GC_PR_BGD).any()
+    if has_fg and has_bg:
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        small_bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
+        cv2.grabCut(small_bgr, mask, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    region = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    seeds = [(x, y) for x, y, positive in clicks if positive]
+    return _keep_clicked(region, seeds, start)
+
+
+def _initial_mask(
+    size: tuple[int, int],
+    box: Box | None,
+    clicks: list[tuple[int, int, bool]],
+    sy: float,
+    sx: float,
+    start: np.ndarray | None,
+) -> np.ndarray:
+    h, w = size
+    side = max(h, w)
+    mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    if start is not None:
+        mask[start] = cv2.GC_PR_FGD
+    for x, y, positive in clicks:
+        if positive and not (start is not None and hit(start, (h, w), x, y)):
+            reach = np.zeros((h, w), np.uint8)
+            cv2.circle(reach, (x, y), max(2, round(CLICK_REACH * side)), 1, -1)
+            mask[(reach > 0) & (mask == cv2.GC_PR_BGD)] = cv2.GC_PR_FGD
+    if box is not None:
+        x0, y0, x1, y1 = box
+        inside = np.zeros((h, w), bool)
+        c0, r0 = max(0, int(x0 * sx)), max(0, int(y0 * sy))
+        c1, r1 = min(w, int(np.ceil(x1 * sx))), min(h, int(np.ceil(y1 * sy)))
+        inside[r0:r1, c0:c1] = True
+        if start is None:
+            mask[inside] = cv2.GC_PR_FGD
+        mask[~inside] = cv2.GC_BGD
+    else:
+        mask[[0, -1], :] = np.where(mask[[0, -1], :] == cv2.GC_PR_FGD, cv2.GC_PR_FGD, cv2.GC_BGD)
+        mask[:, [0, -1]] = np.where(mask[:, [0, -1]] == cv2.GC_PR_FGD, cv2.GC_PR_FGD, cv2.GC_BGD)
+    core = max(1, round(CLICK_CORE * side))
+    for x, y, positive in clicks:
+        cv2.circle(mask, (x, y), core, int(cv2.GC_FGD if positive else cv2.GC_BGD), -1)
+    return mask
+
+
+def _drop_clicked(region: np.ndarray, negatives: list[tuple[int, int]]) -> np.ndarray:
+    """``region`` without its 8-connected components under a negative click."""
+    if not negatives or not region.any():
+        return region
+    _, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    h, w = region.shape
+    drop = {int(labels[min(max(y, 0), h - 1), min(max(x, 0), w - 1)]) for x, y in negatives}
+    return region & ~np.isin(labels, sorted(drop - {0}))
+
+
+def _keep_clicked(
+    region: np.ndarray, positives: list[tuple[int, int]], start: np.ndarray | None
+) -> np.ndarray:
+    """The 8-connected components of ``region`` under a positive click or overlapping the
+    prior's region; with neither, the largest one."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), 8)
+    if count <= 1:
+        return region
+    h, w = region.shape
+    keep = {int(labels[min(max(y, 0), h - 1), min(max(x, 0), w - 1)]) for x, y in positives} - {0}
+    if start is not None:
+        keep |= set(np.unique(labels[start & region]).tolist()) - {0}
+    if not keep:
+        keep = {1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))}
+    return np.isin(labels, sorted(keep))
+
+
+def matte_region(
+    rgb: np.ndarray, region: np.ndarray, *, band: float = BAND
+) -> tuple[np.ndarray, np.ndarray]:
+    """A soft matte of a hard region: a trimap with an unknown band around its boundary, matted
+    in closed form at the region's resolution and upsampled along the photo's edges.
+
+    Args:
+        rgb: (H, W, 3) uint8 photo.
+        region: (h, w) bool, h <= H and w <= W.
+        band: half width of the unknown band as a share of the region map's long side.
+
+    Returns:
+        (alpha (H, W) float32 in [0, 1], trimap (H, W) uint8).
+    """
+    h, w = region.shape
+    height, width = rgb.shape[:2]
+    if not region.any():
+        return np.zeros((height, width), np.float32), np.zeros((height, width), np.uint8)
+    radius = max(1, round(band * max(h, w)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    inside = region.astype(np.uint8)
+    core = cv2.erode(inside, kernel)
+    if not core.any():  # thinner than the band: its centre line is sure foreground
+        core = inside & (cv2.distanceTransform(inside, cv2.DIST_L2, 3) >= 1.0).astype(np.uint8)
+    trimap = np.where(cv2.dilate(inside, kernel) > 0, refine.TRIMAP_UNKNOWN, refine.TRIMAP_BG)
+    trimap = np.where(core > 0, refine.TRIMAP_FG, trimap).astype(np.uint8)
+    alpha = refine.matte_from_trimap(rgb, trimap)
+    full_trimap = cv2.resize(trimap, (width, height), interpolation=cv2.INTER_NEAREST)
+    return alpha, full_trimap
+
+
+def prompt_matte(
+    rgb: np.ndarray, *, box: Box | None = None, points: Sequence[Point] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The matte a box and/or clicks give on their own, with no model: graph cut, then matting.
+
+    Returns:
+        (alpha (H, W) float32 in [0, 1], trimap (H, W) uint8).
+
+    Raises:
+        ValueError: with neither a box nor a positive click (nothing says where the object is).
+    """
+    if box is None and not any(positive for _, _, positive in points):
+        raise ValueError("without a phrase, give a box or at least one positive click")
+    return correct_matte(rgb, None, box=box, points=points)
+
+
+def correct_matte(
+    rgb: np.ndarray,
+    prior: np.ndarray | None,
+    *,
+    box: Box | None = None,
+    points: Sequence[Point] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """A matte ``prior`` (or none) corrected by a box and clicks: a graph cut that starts from
+    it, then matting of the new region's boundary band; the box clips the result.
+
+    Returns:
+        (alpha (H, W) float32 in [0, 1], trimap (H, W) uint8).
+    """
+    alpha, trimap = matte_region(rgb, graph_cut(rgb, box=box, points=points, prior=prior))
+    if box is not None:
+        alpha = alpha * box_window(rgb.shape[:2], box)
+    return alpha.astype(np.float32), trimap
+
+
+def box_window(size: tuple[int, int], box: Box, margin: float = BOX_MARGIN) -> np.ndarray:
+    """(H, W) float32: 1 inside the box widened by ``margin`` x the long side, 0 outside."""
+    height, width = size
+    pad = margin * max(height, width)
+    x0, y0, x1, y1 = box
+    window = np.zeros((height, width), np.float32)
+    r0, r1 = max(0, int(y0 - pad)), min(height, int(np.ceil(y1 + pad)))
+    c0, c1 = max(0, int(x0 - pad)), min(width, int(np.ceil(x1 + pad)))
+    window[r0:r1, c0:c1] = 1.0
+    return window
+
+
+def hit(mask: np.ndarray, size: tuple[int, int], x: float, y: float) -> bool:
+    """Whether photo pixel (x, y) falls on a grid ``mask`` laid over a photo of ``size``."""
+    height, width = size
+    row = min(int(y * mask.shape[0] / height), mask.shape[0] - 1)
+    col = min(int(x * mask.shape[1] / width), mask.shape[1] - 1)
+    return bool(mask[max(row, 0), max(col, 0)])
+
+
+def inside_share(mask: np.ndarray, size: tuple[int, int], box: Box) -> float:
+    """The share of a grid ``mask``'s cells whose centre lies inside ``box`` (photo pixels)."""
+    height, width = size
+    rows, cols = np.nonzero(mask)
+    if not len(rows):
+        return 0.0
+    ys = (rows + 0.5) * height / mask.shape[0]
+    xs = (cols + 0.5) * width / mask.shape[1]
+    x0, y0, x1, y1 = box
+    return float(((xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)).mean())
+
+
+def choose_candidates(
+    masks: Sequence[np.ndarray],
+    default: set[int],
+    size: tuple[int, int],
+    *,
+    points: Sequence[Point] = (),
+    box: Box | None = None,
+) -> tuple[set[int], list[Point]]:
+    """Which candidates the matte is made of after the user's corrections.
+
+    Starts from ``default`` (the predictor's choice); a box keeps only the candidates mostly
+    inside it (all of them are eligible when the predictor chose none inside); each click, in
+    order, adds (positive) or drops (negative) every candidate under it.
+
+    Args:
+        masks: each candidate's (h, w) bool grid mask.
+        default: indices chosen before the corrections.
+        size: the photo's (H, W).
+
+    Returns:
+        (chosen indices, the clicks that fell on no candidate, to be handled without one).
+    """
+    chosen = set(default)
+    if box is not None:
+        inside = {i for i, m in enumerate(masks) if inside_share(m, size, box) >= INSIDE_BOX}
+        chosen = (chosen & inside) or inside
+    stray = []
+    for x, y, positive in points:
+        under = {i for i, m in enumerate(masks) if hit(m, size, x, y)}
+        if not under:
+            stray.append((x, y, positive))
+        elif positive:
+            chosen |= under
+        else:
+            chosen -= under
+    return chosen, stray
