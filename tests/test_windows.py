@@ -88,6 +88,57 @@ def test_combine_cuts_the_padding_and_checks_coverage():
         windows.combine_windows([rows], [], (2, 3))
 
 
+def _padded_maps(height: int, width: int, window: int, stride: int, patch: int, seed: int):
+    torch.manual_seed(seed)
+    boxes = windows.window_boxes(height, width, window, stride)
+    pads = [windows.patch_padding(y1 - y0, x1 - x0, patch) for y0, x0, y1, x1 in boxes]
+    maps = [
+        torch.randn(3, (y1 - y0 + t + b) // patch, (x1 - x0 + le + r) // patch)
+        for (y0, x0, y1, x1), (le, r, t, b) in zip(boxes, pads, strict=True)
+    ]
+    return maps, boxes, pads
+
+
+def test_grid_at_pixel_resolution_is_the_reference_average():
+    # Windows moved back from the border, padded to the patch: every pixel centre agrees.
+    maps, boxes, pads = _padded_maps(37, 50, 32, 16, 8, seed=0)
+    reference = windows.combine_windows(maps, boxes, (37, 50), pads)
+    on_grid = windows.combine_on_grid(maps, boxes, (37, 50), (37, 50), pads)
+    torch.testing.assert_close(on_grid, reference, rtol=0, atol=1e-6)
+
+
+def test_grid_reads_windows_on_its_cells_exactly():
+    # One window over a 48 x 56 image: its 6 x 7 map comes back as it is.
+    m = torch.randn(4, 6, 7)
+    out = windows.combine_on_grid([m], [(0, 0, 48, 56)], (48, 56), (6, 7))
+    assert torch.equal(out, m)
+    # Two windows at multiples of the cell: the overlap is the mean of the two maps' cells.
+    a, b = torch.randn(2, 4, 4), torch.randn(2, 4, 4)
+    out = windows.combine_on_grid([a, b], [(0, 0, 32, 32), (0, 16, 32, 48)], (32, 48), (4, 6))
+    torch.testing.assert_close(out[:, :, :2], a[:, :, :2])
+    torch.testing.assert_close(out[:, :, 2:4], (a[:, :, 2:] + b[:, :, :2]) / 2)
+    torch.testing.assert_close(out[:, :, 4:], b[:, :, 2:])
+    # Cells of 3 pixels have a pixel at their centre: there the grid reads the reference's
+    # canvas, whatever the windows' offsets (moved back from the border) and padding.
+    maps, boxes, pads = _padded_maps(42, 60, 28, 12, 8, seed=1)
+    assert any(b[1] % 3 for b in boxes) and any(any(p) for p in pads)
+    reference = windows.combine_windows(maps, boxes, (42, 60), pads)
+    on_grid = windows.combine_on_grid(maps, boxes, (42, 60), (14, 20), pads)
+    torch.testing.assert_close(on_grid, reference[:, 1::3, 1::3], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="cover"):
+        windows.combine_on_grid([m], [(0, 0, 48, 56)], (48, 64), (6, 8))
+
+
+def test_grid_size_and_resize():
+    assert windows.grid_size(448, 597, 16) == (28, 37)
+    assert windows.grid_size(9, 2048, 16) == (1, 128)
+    assert windows.grid_size(1, 1, 16) == (1, 1)
+    rgb = torch.randint(0, 256, (5, 7, 3), dtype=torch.uint8).numpy()
+    same = windows.resize_photo(rgb, (5, 7))
+    torch.testing.assert_close(same[0].permute(1, 2, 0) * 255, torch.from_numpy(rgb).float())
+    assert windows.resize_photo(rgb, (10, 14)).shape == (1, 3, 10, 14)
+
+
 # ------------------------------------------------------------------------- on a tiny CLIP
 
 PATCH = 8

@@ -12,6 +12,8 @@ not multiples of the patch (centred, zeros after normalisation) and cuts the pad
 logits; SCLIP does not pad. Here windows are padded as ClearCLIP does.
 
 The functions but :func:`encode_windows` and :func:`sliding_window_cosine` are pure.
+:func:`combine_on_grid` reads the same average at the centres of a coarser grid (the zero-shot
+predictor's patch grid).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -67,6 +71,23 @@ def resized_size(
     long_cap, short_cap = max(max_long_side, short_side), min(max_long_side, short_side)
     scale = min(long_cap / max(height, width), short_cap / min(height, width))
     return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def resize_photo(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """A photo resized as the references' pipeline resizes it (mmcv's bilinear ``imresize``,
+    i.e. OpenCV's ``INTER_LINEAR``, before normalisation).
+
+    Args:
+        rgb: (H, W, 3) uint8.
+        size: (h, w), e.g. from :func:`resized_size`.
+
+    Returns:
+        (1, 3, h, w) float32 in [0, 1].
+    """
+    height, width = size
+    if rgb.shape[:2] != (height, width):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255.0)
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -228,3 +249,88 @@ def sliding_window_cosine(
     text = F.normalize(classes.float(), dim=-1)
     maps = [torch.einsum("hwe,ke->khw", F.normalize(f.float(), dim=-1), text) for f in feats]
     return combine_windows(maps, boxes, (height, width), pads)
+
+
+def grid_size(height: int, width: int, patch: int) -> tuple[int, int]:
+    """The patch grid of an image of any size: ``round(side / patch)`` cells per side, at least
+    one, spread evenly over the image (exactly the patches when the sides are multiples).
+
+    Returns:
+        (h, w) cells.
+    """
+    if height <= 0 or width <= 0 or patch <= 0:
+        raise ValueError(f"size and patch must be positive, got {height}x{width}, {patch}")
+    return max(1, round(height / patch)), max(1, round(width / patch))
+
+
+def _axis_weights(
+    cells: int, size: int, span: tuple[int, int], pad: int, length: int, full: int
+) -> torch.Tensor:
+    """(cells, length) weights that sample a window's map along one axis at the cell centres.
+
+    Cell c of ``cells`` over ``size`` pixels has its centre at t = (c + 0.5) size / cells. A
+    window spanning pixels [start, end), with ``pad`` pixels of padding before it, holds a map
+    of ``length`` values over ``full`` padded pixels; it is read at t as PyTorch's bilinear
+    upsampling (half-pixel centres, the ends clamped) reads it at a pixel centre:
+    source = (t - start + pad) length / full - 0.5. Rows of cells outside [start, end) are zero.
+    """
+    start, end = span
+    centres = (torch.arange(cells, dtype=torch.float64) * 2 + 1) * size / (2 * cells)
+    inside = (centres >= start) & (centres < end)
+    source = ((centres - start + pad) * length / full - 0.5).clamp(0, length - 1)
+    low = source.floor().long()
+    high = (low + 1).clamp(max=length - 1)
+    frac = source - low
+    weights = torch.zeros(cells, length, dtype=torch.float64)
+    rows = torch.arange(cells)
+    weights.index_put_((rows, low), 1 - frac, accumulate=True)
+    weights.index_put_((rows, high), frac, accumulate=True)
+    return weights * inside[:, None]
+
+
+def combine_on_grid(
+    maps: list[torch.Tensor],
+    boxes: list[Box],
+    size: tuple[int, int],
+    grid: tuple[int, int],
+    pads: list[Pad] | None = None,
+) -> torch.Tensor:
+    """The references' window average (:func:`combine_windows`) read at the centres of a grid.
+
+    Each window's map is read bilinearly at the centre of every grid cell inside its box (as
+    the upsampling of :func:`combine_windows` reads it at a pixel centre), and each cell
+    averages the windows that cover its centre. With ``grid`` equal to ``size`` this is
+    :func:`combine_windows` itself; at a coarser grid it is that average sampled at the cells'
+    centres, without making the canvas at full resolution. A window whose patches fall on the
+    grid's cells (its box at multiples of the cell size, no padding) is read exactly, with no
+    interpolation: one window over an image whose sides are multiples of the patch gives back
+    its own patch map. Linear in the maps, so embeddings may be combined instead of cosines.
+
+    Args:
+        maps: per window, (C, h_i, w_i) float.
+        boxes: per window, (y0, x0, y1, x1) on the canvas.
+        size: (H, W) of the canvas in pixels.
+        grid: (gh, gw) cells.
+        pads: per window, (left, right, top, bottom) padding the map includes; None: none.
+
+    Returns:
+        (C, gh, gw) float32.
+
+    Raises:
+        ValueError: when the lists differ in length or some cell centre is in no window.
+    """
+    pads = pads if pads is not None else [(0, 0, 0, 0)] * len(boxes)
+    if not maps or len(maps) != len(boxes) or len(pads) != len(boxes):
+        raise ValueError(f"{len(maps)} maps, {len(boxes)} boxes and {len(pads)} pads")
+    (height, width), (gh, gw) = size, grid
+    total = maps[0].new_zeros((maps[0].shape[0], gh, gw), dtype=torch.float64)
+    count = total.new_zeros((gh, gw))
+    for m, (y0, x0, y1, x1), (left, right, top, bottom) in zip(maps, boxes, pads, strict=True):
+        full_h, full_w = y1 - y0 + top + bottom, x1 - x0 + left + right
+        rows = _axis_weights(gh, height, (y0, y1), top, m.shape[1], full_h).to(total.device)
+        cols = _axis_weights(gw, width, (x0, x1), left, m.shape[2], full_w).to(total.device)
+        total += torch.einsum("yi,cij,xj->cyx", rows, m.double(), cols)
+        count += torch.outer(rows.sum(1) > 0, cols.sum(1) > 0).double()
+    if (count == 0).any():
+        raise ValueError("the windows do not cover the centre of every grid cell")
+    return (total / count).float()
