@@ -212,16 +212,43 @@ def test_a_background_phrase_drops_only_its_own_competitor():
 
 
 def test_unrelated_phrases_keep_every_competitor():
-    e = torch.eye(6)
+    e = torch.eye(8)
     phrase = e[:1]
     near = 0.96 * e[0] + math.sqrt(1 - 0.96**2) * e[5]  # cosine 0.96 to the phrase
-    far = 0.94 * e[0] + math.sqrt(1 - 0.94**2) * e[5]  # cosine 0.94
+    far = 0.94 * e[0] + math.sqrt(1 - 0.94**2) * e[6]  # cosine 0.94 (0.90 to ``near``)
     competitors = torch.stack([e[1], e[2], 3.0 * e[3], e[4] - e[0], far, near])
     keep = dense.keep_competitors(phrase, competitors)
     assert keep.tolist() == [True, True, True, True, True, False]
     # A union: a competitor close to either phrase goes.
     keep = dense.keep_competitors(torch.stack([e[0], e[2]]), competitors)
     assert keep.tolist() == [True, False, True, True, True, False]
-    assert dense.keep_competitors(torch.zeros(0, 6), competitors).all()
+    assert dense.keep_competitors(torch.zeros(0, 8), competitors).all()
     with pytest.raises(ValueError, match="expected phrases"):
         dense.keep_competitors(e[0], competitors)
+
+
+def _around(centre: torch.Tensor, axis: torch.Tensor, cosine: float) -> torch.Tensor:
+    """A unit vector at ``cosine`` to the unit ``centre``, towards the orthogonal ``axis``."""
+    return cosine * centre + math.sqrt(1 - cosine**2) * axis
+
+
+def test_in_a_compressed_text_space_only_the_phrase_itself_is_dropped():
+    """A small text tower puts every word near every other (the mini world's: background words
+    at 0.99 of each other, its phrases at up to 0.995 of them); a fixed 0.95 would drop them
+    all, the rule drops a competitor only when the phrase is nearer to it than any two
+    competitors are to each other."""
+    e = torch.eye(8)
+    common = e[0]
+    competitors = torch.stack([_around(common, e[i], 0.995) for i in (1, 2, 3)])
+    pair = float(competitors[0] @ competitors[1])  # 0.99: the closest two competitors
+    assert pair == pytest.approx(0.990, abs=1e-3)
+    unrelated = _around(common, e[4], 0.995)  # 0.99 to every competitor, as they are
+    assert (competitors @ unrelated).min() > 0.95
+    assert dense.keep_competitors(unrelated[None], competitors).all()
+    itself = competitors[1:2]  # "the wall" against "wall"
+    assert dense.keep_competitors(itself, competitors).tolist() == [True, False, True]
+    assert dense.competitor_threshold(competitors, 0.95) == pytest.approx(pair)
+    # Competitors with one embedding (a tower that cannot tell two words apart) count as one.
+    twins = torch.stack([e[1], e[1], e[2]])
+    assert dense.keep_competitors(e[1:2], twins).tolist() == [False, False, True]
+    assert dense.competitor_threshold(twins, 0.95) == 0.95

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 POSITION_KEEP = 0.1  # a position word chooses among candidates with this share of the best one
 COMPETITOR_MAX_COSINE = 0.95
 """A competitor (background or distractor prompt) whose text embedding has a cosine above this
-with a phrase of the request is that phrase, or nearly, and is left out of the softmax.
+with a phrase of the request is that phrase, or nearly, and may be left out of the softmax (see
+:func:`keep_competitors` for the second condition).
 
 The same word in the same templates ("the sky" against the background prompt "sky": the article
 is stripped before templating) gives exactly 1, and then the phrase can never pass probability
@@ -27,9 +28,7 @@ is stripped before templating) gives exactly 1, and then the phrase can never pa
 phrase's beats a competitor at cosine c by exp(s (1 - c)) in the softmax, s the logit scale. At
 c = 0.95 that is e^2.5 = 12 at ClearCLIP's s = 50 and e^2 = 7.4 at SCLIP's s = 40: against one
 such competitor the phrase reaches at most 0.92 and 0.88 on its own patches, against several
-less, so any closer competitor is a second name for the phrase rather than something else. The
-value is for real CLIP text towers; a small tower trained briefly (the mini world's) puts
-unrelated words above it, and needs a higher one.
+less, so any closer competitor is a second name for the phrase rather than something else.
 """
 
 
@@ -60,14 +59,20 @@ class Region:
 
 
 def class_probabilities(
-    patches: torch.Tensor, classes: torch.Tensor, logit_scale: float
+    patches: torch.Tensor,
+    classes: torch.Tensor,
+    logit_scale: float,
+    *,
+    normalize_patches: bool = True,
 ) -> torch.Tensor:
     """Softmax over classes of the scaled cosine similarity, per patch.
 
     Args:
-        patches: (h, w, E) patch embeddings (normalised here).
+        patches: (h, w, E) patch embeddings (normalised here unless ``normalize_patches`` is
+            False: windows' unit embeddings averaged on a grid are used as they are).
         classes: (K, E) class (prompt) embeddings (normalised here).
-        logit_scale: the inverse temperature (CLIP's learned ``logit_scale.exp()``).
+        logit_scale: the inverse temperature (e.g. ClearCLIP's 50).
+        normalize_patches: see ``patches``.
 
     Returns:
         (K, h, w) float32 probabilities, summing to 1 over K.
@@ -77,7 +82,7 @@ def class_probabilities(
             f"expected patches (h, w, E) and classes (K, E), got {tuple(patches.shape)} and "
             f"{tuple(classes.shape)}"
         )
-    cos = cosine_map(patches, classes)
+    cos = cosine_map(patches, classes, normalize_patches=normalize_patches)
     return (logit_scale * cos).softmax(dim=0)
 
 
@@ -86,11 +91,21 @@ def keep_competitors(
 ) -> torch.Tensor:
     """Which competitors may compete with the phrases of a request, by embedding similarity.
 
+    A competitor is dropped when its cosine to some phrase is above both ``max_cosine`` and
+    every cosine between two distinct competitors. The competitors name different things, so
+    the closest two of them show how near different things come in this text space; a phrase
+    nearer than that to a competitor, and nearer than ``max_cosine``, is that competitor. In a
+    real CLIP unrelated words lie well under 0.95 and the rule is the fixed threshold; in a
+    small text tower trained briefly (the mini world's: background words at cosines 0.99 to
+    0.999 of each other, mini-world phrases at 0.77 to 0.995 of them) a fixed 0.95 would drop
+    most competitors of every phrase, this rule none, while "the wall" still drops "wall".
+    Competitors with the same embedding (cosine 1) count as one.
+
     Args:
         phrases: (N, E) text embeddings of the request's phrases (normalised here).
         competitors: (M, E) embeddings of the background and distractor prompts (normalised
             here).
-        max_cosine: a competitor whose cosine to any phrase is above this is dropped (see
+        max_cosine: the least cosine at which a competitor is the phrase (see
             ``COMPETITOR_MAX_COSINE``).
 
     Returns:
@@ -105,12 +120,27 @@ def keep_competitors(
     c = F.normalize(competitors.float(), dim=-1)
     if len(p) == 0:
         return torch.ones(len(c), dtype=torch.bool, device=c.device)
-    return (c @ p.T).amax(dim=1) <= max_cosine
+    return (c @ p.T).amax(dim=1) <= competitor_threshold(c, max_cosine)
 
 
-def cosine_map(patches: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """(h, w, E) patches and (K, E) classes -> (K, h, w) float32 cosine similarities."""
-    p = F.normalize(patches.float(), dim=-1)
+def competitor_threshold(competitors: torch.Tensor, max_cosine: float) -> float:
+    """max(``max_cosine``, the highest cosine between two competitors of distinct embeddings).
+
+    Args:
+        competitors: (M, E) unit embeddings.
+    """
+    pairs = competitors @ competitors.T
+    distinct = pairs < 1.0 - 1e-6  # the diagonal and duplicates are not two competitors
+    spread = float(pairs[distinct].max()) if distinct.any() else -1.0
+    return max(max_cosine, spread)
+
+
+def cosine_map(
+    patches: torch.Tensor, classes: torch.Tensor, *, normalize_patches: bool = True
+) -> torch.Tensor:
+    """(h, w, E) patches and (K, E) classes -> (K, h, w) float32 cosine similarities (dot
+    products with the unit classes when ``normalize_patches`` is False)."""
+    p = F.normalize(patches.float(), dim=-1) if normalize_patches else patches.float()
     c = F.normalize(classes.float(), dim=-1)
     return torch.einsum("hwe,ke->khw", p, c)
 
