@@ -9,10 +9,11 @@ from typing import Any
 from clipmat import hub, registry
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.model.backbone import CLIPBackbone, load_clip_state_dict
-from clipmat.zeroshot.predictor import ZeroShotConfig, ZeroShotPredictor
+from clipmat.zeroshot.config import ZeroShotConfig
+from clipmat.zeroshot.predictor import ZeroShotPredictor
+from clipmat.zeroshot.windows import CLEARCLIP
 
 _CLIPMAT_PREFIX = "backbone.clip."
-REFERENCE_SHORT_SIDE = 448  # ClearCLIP's evaluation resizes the photo's short side to this
 
 
 def clip_towers(arch: str, *, quick_gelu: bool = True) -> CLIPTowersConfig:
@@ -89,7 +90,10 @@ def load_zeroshot_predictor(
         weights: a CLIP weights name of :mod:`clipmat.registry` (e.g. "ViT-B-16.openai") or a
             file path (a CLIP saved by ``clipmat.clip_pretrain`` or a CLIPMat checkpoint).
         name: the predictor's name in results.
-        config: prompts, dense method, resolutions.
+        config: dense method, windows, logit scale, prompts, resolutions. Default for
+            registry weights: ClearCLIP's evaluation protocol for ViT-B/16 (short side 448,
+            windows of 448 every 224 pixels, logit scale 50); for a file: the default
+            :class:`ZeroShotConfig` (windows at the CLIP's own resolution).
         device: "auto" picks CUDA when available.
         allow_download: fetch missing weights (None: unless HF_HUB_OFFLINE is set).
 
@@ -107,7 +111,7 @@ def load_zeroshot_predictor(
     backbone, _ = load_clip_backbone(path, clip_towers(spec.arch))
     return ZeroShotPredictor(
         backbone,
-        config=config or ZeroShotConfig(image_size=REFERENCE_SHORT_SIDE),
+        config=config or ZeroShotConfig.from_protocol(CLEARCLIP, method="clearclip"),
         name=name,
         licence=spec.licence,
         device=device,

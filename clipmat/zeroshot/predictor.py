@@ -1,21 +1,25 @@
 """ZeroShotPredictor: referring matting from a CLIP with no training.
 
 The image tower is made dense with ClearCLIP's training-free change of its last block
-(query-query attention, no residual, no feed-forward; MaskCLIP and SCLIP variants selectable),
-so every patch has an embedding in the text space. A phrase (its template ensemble) competes per
-patch with the other phrases of a union, distractor and background prompts; the connected
-regions where it wins are the candidates. When there are several, each is also scored whole,
-after ReCLIP's isolation of proposals (a square crop around the region, the rest blurred, through
-the pooled image embedding), since a patch knows less about an object's shape than the whole
-crop does. The best candidate (or the one at a named position) is turned into a trimap at a
-working resolution, matted in closed form, and upsampled to the photo's size with a guided
-filter. Patch embeddings are cached per image, so a second phrase on the same photo costs
-only the text tower, the candidates' crops and the matting.
+(query-query attention, no residual, no feed-forward; SCLIP, MaskCLIP and other readings
+selectable), so every patch has an embedding in the text space. The photo is read as ClearCLIP
+evaluates: its short side resized, square windows at a stride read alone, their cosine logits
+averaged where they overlap, the logit scale of the method (see :class:`ZeroShotConfig`); one
+global pass is an option. A phrase (its template ensemble) competes per patch with the other
+phrases of a union, and with the distractor and background prompts that are not the phrase
+itself (judged by embedding, :func:`dense.keep_competitors`); the connected regions where it
+wins are the candidates. When there are several, each is also scored whole, after ReCLIP's
+isolation of proposals (a square crop around the region, the rest blurred, through the pooled
+image embedding), since a patch knows less about an object's shape than the whole crop does.
+The best candidate (or the one at a named position) is turned into a trimap at a working
+resolution, matted in closed form, and upsampled to the photo's size with a guided filter. The
+windows' patch embeddings are combined once per photo and cached, so a second phrase on the same
+photo costs only the text tower, the candidates' crops and the matting.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 from clipmat import refine
-from clipmat.model.backbone import DENSE_METHODS, CLIPBackbone
+from clipmat.model.backbone import CLIPBackbone
 from clipmat.predictor import (
     Candidate,
     EncodedImage,
@@ -34,13 +38,24 @@ from clipmat.predictor import (
 )
 from clipmat.runtime import LRUCache, autocast
 from clipmat.transforms import model_input_size, to_model_input
-from clipmat.zeroshot import dense, prompts
+from clipmat.zeroshot import dense, prompts, windows
+from clipmat.zeroshot.config import ZeroShotConfig
 
 TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
 MAX_FALLBACK_AREA = 0.5  # largest fallback candidate, as a fraction of the patch grid
 CROP_FILL = 0.75  # a region's crop is a square whose side is its longest side / this
 CROP_SIDE = 224  # crops are scored at most at this side (CLIP's pretraining resolution)
 MAX_CROPS = 8  # regions cropped at most (the best by dense score; see _crop_scores)
+MIN_MATTING_SIDE = 3  # closed-form matting builds its Laplacian on 3 x 3 windows; thinner
+# photos get the coarse map (see _matte)
+
+
+def matting_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """The closed-form matting resolution: long side at most ``max_side``, aspect kept (see
+    :func:`refine.working_size`), but each side at least ``MIN_MATTING_SIDE`` pixels where the
+    photo has them (a 700 x 3 photo is matted at 700 x 3, not 768 x 1)."""
+    h, w = refine.working_size(height, width, max_side)
+    return max(h, min(height, MIN_MATTING_SIDE)), max(w, min(width, MIN_MATTING_SIDE))
 
 
 def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL) -> np.ndarray:
@@ -72,45 +87,10 @@ def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL)
 
 
 @dataclass
-class ZeroShotConfig:
-    """How the zero-shot predictor reads a phrase and makes a matte."""
-
-    image_size: int | None = None  # short side fed to the image tower; None: the CLIP's own
-    method: str = "clearclip"  # dense-feature method: "clearclip", "sclip" or "maskclip"
-    templates: tuple[str, ...] = prompts.PROMPT_TEMPLATES  # ensembled around every phrase
-    background: tuple[str, ...] = prompts.BACKGROUND_PROMPTS  # stuff that competes per patch
-    distractors: tuple[str, ...] = ()  # extra things that compete per patch
-    logit_scale: float | None = None  # softmax inverse temperature; None: the CLIP's learned one
-    threshold: float = 0.5  # a patch belongs to the phrase above this probability
-    fallback: float = 0.5  # no patch above threshold: patches above this x the best one are
-    # the candidates (a referring phrase presumes its object; confidence stays low). 0: empty
-    min_patches: int = 2  # smaller regions are not candidates (unless nothing else is)
-    matting_side: int = 768  # long side of the closed-form matting resolution
-    band: float = 0.75  # half width of the trimap's unknown band, in patches
-    crop_weight: float = 0.5  # weight of the whole-crop score in a region's score (0: dense only)
-    matting: bool = True  # False: the alpha is the chosen region's patch probability, upsampled
-    # bilinearly (a coarse map for ablations that measure what the matting step adds; no trimap)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes
-
-    def __post_init__(self) -> None:
-        if self.method not in DENSE_METHODS:
-            raise ValueError(f"method must be one of {DENSE_METHODS}, got {self.method!r}")
-        if not self.templates or any("{}" not in t for t in self.templates):
-            raise ValueError("templates must be a non-empty tuple of strings holding '{}'")
-        if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.fallback < 1.0:
-            raise ValueError(
-                f"threshold must lie in (0, 1) and fallback in [0, 1), got {self.threshold} "
-                f"and {self.fallback}"
-            )
-        if not 0.0 <= self.crop_weight <= 1.0:
-            raise ValueError(f"crop_weight must lie in [0, 1], got {self.crop_weight}")
-        if self.band <= 0 or self.matting_side < 32:
-            raise ValueError("band must be > 0 patches and matting_side >= 32 pixels")
-
-
-@dataclass
 class _ImageEntry:
-    patches: torch.Tensor  # (h, w, E) normalised patch embeddings
+    patches: torch.Tensor  # (h, w, E) patch embeddings: unit ones (global pass) or the windows'
+    # unit embeddings averaged on the grid (not normalised again: a dot product with a unit text
+    # embedding is then the windows' averaged cosine)
     work: tuple[int, int]  # matting resolution (h, w)
 
 
@@ -123,7 +103,7 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
 
     Args:
         backbone: the CLIP (OpenAI ViT-B/16, a tiny pretrained one, or random for tests).
-        config: prompts, dense method and matting resolution.
+        config: dense method, windows, logit scale, prompts and matting resolution.
         name: shown in results and in the app.
         licence: licence of the CLIP weights.
         device: "auto", "cpu", "cuda", ...
@@ -150,8 +130,9 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         self.config = config or ZeroShotConfig()
         self.backbone = backbone.to(self.device).eval()
         self.image_size = int(self.config.image_size or backbone.cfg.vision["image_size"])
-        scale = self.config.logit_scale
-        self.logit_scale = float(scale if scale else backbone.clip.logit_scale.detach().exp())
+        self.sliding = self.config.sliding(self.image_size)  # (window, stride) or None
+        learned = float(backbone.clip.logit_scale.detach().exp())
+        self.logit_scale = self.config.resolved_logit_scale(learned)
         self._text_cache: LRUCache[torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
         self.stats["text_encodes"] = 0
 
@@ -162,13 +143,41 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
 
     def _encode(self, photo: Photo) -> _ImageEntry:
         height, width = photo.rgb.shape[:2]
+        if self.sliding is None:
+            patches = self._encode_global(photo.rgb)
+        else:
+            patches = self._encode_windows(photo.rgb, *self.sliding)
+        return _ImageEntry(patches, matting_size(height, width, self.config.matting_side))
+
+    def _encode_global(self, rgb: np.ndarray) -> torch.Tensor:
+        """(h, w, E) unit patch embeddings of one pass over the photo at ``image_size``."""
         patch = self.backbone.patch_size
-        size = model_input_size(height, width, short_side=self.image_size, multiple=patch)
-        x = self.backbone.normalize(to_model_input(photo.rgb, size).to(self.device))
+        size = model_input_size(*rgb.shape[:2], short_side=self.image_size, multiple=patch)
+        x = self.backbone.normalize(to_model_input(rgb, size).to(self.device))
         with autocast(self.device):
             feats = self.backbone.encode_dense(x, method=self.config.method)[0]
-        patches = torch.nn.functional.normalize(feats.float(), dim=-1)  # (h, w, E)
-        return _ImageEntry(patches, refine.working_size(height, width, self.config.matting_side))
+        return torch.nn.functional.normalize(feats.float(), dim=-1)
+
+    def _encode_windows(self, rgb: np.ndarray, window: int, stride: int) -> torch.Tensor:
+        """(h, w, E) embeddings on the patch grid of the resized photo, window by window.
+
+        The photo is resized as the references resize it (short side ``image_size``, bilinear),
+        each window is read alone (:func:`windows.encode_windows`), its patch embeddings are
+        normalised, and the windows are averaged at the centres of the resized photo's patch
+        grid (:func:`windows.combine_on_grid`). Cosines with unit text embeddings are then the
+        references' averaged cosine logits, read at those centres. The grid is at the patch
+        stride because that is all each window resolves (one embedding per patch); finer, it
+        would only interpolate, coarser, it would lose what overlapping windows add, and the
+        region sizes and trimap band, counted in patches, keep their meaning.
+        """
+        size = windows.resized_size(*rgb.shape[:2], self.image_size)
+        x = self.backbone.normalize(windows.resize_photo(rgb, size).to(self.device))
+        boxes = windows.window_boxes(*size, window, stride)
+        with autocast(self.device):
+            feats, pads = windows.encode_windows(self.backbone, x, boxes, method=self.config.method)
+        maps = [torch.nn.functional.normalize(f.float(), dim=-1).permute(2, 0, 1) for f in feats]
+        grid = windows.grid_size(*size, self.backbone.patch_size)
+        return windows.combine_on_grid(maps, boxes, size, grid, pads).permute(1, 2, 0)
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         """CLIP text embeddings (N, E) of token ids (N, L), run only up to the longest text.
@@ -222,13 +231,16 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         ]
 
     def _class_embeddings(self, parts: list[str]) -> torch.Tensor:
-        """Embeddings of the parts, then of the distractors that none of the parts names (a
-        distractor "dog" must not compete with "the black dog"), then of the background."""
-        words = [f" {p.lower()} " for p in parts]
-        distractors = [
-            d for d in self.config.distractors if not any(f" {d.lower()} " in w for w in words)
-        ]
-        return self.embed_phrases(parts + distractors + list(self.config.background))
+        """(K, E): the parts' embeddings, then the distractors' and background prompts' that
+        may compete with them (:func:`dense.keep_competitors`: a competitor that is one of the
+        parts by its embedding, as "sky" is for "the sky", is left out)."""
+        phrases = self.embed_phrases(parts)
+        names = list(dict.fromkeys(self.config.distractors + self.config.background))
+        if not names:
+            return phrases
+        competitors = self.embed_phrases(names)
+        keep = dense.keep_competitors(phrases, competitors)
+        return torch.cat([phrases, competitors[keep]])
 
     def _predict_one(
         self,
@@ -243,8 +255,10 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
             raise ValueError("candidate= picks one region; it cannot be used with a phrase union")
         entry, rgb = image.features, image.photo.rgb
         classes = self._class_embeddings(parts)
-        probs = dense.class_probabilities(entry.patches, classes, self.logit_scale)
-        cosine = dense.cosine_map(entry.patches, classes[: len(parts)])
+        probs = dense.class_probabilities(
+            entry.patches, classes, self.logit_scale, normalize_patches=False
+        )
+        cosine = dense.cosine_map(entry.patches, classes[: len(parts)], normalize_patches=False)
         candidates: list[Candidate] = []
         confidences: list[float] = []
         kept: list[tuple[np.ndarray, float]] = []  # chosen region probability, its threshold
@@ -316,12 +330,13 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         matting: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(alpha, trimap) at the photo's size from the chosen regions' probability maps: a
-        trimap at the working resolution matted in closed form, or (``matting`` False) the
-        maps themselves upsampled bilinearly (then the trimap is all background)."""
+        trimap at the working resolution matted in closed form, or (``matting`` False, or a
+        photo thinner than ``MIN_MATTING_SIDE``) the maps themselves upsampled bilinearly
+        (then the trimap is all background)."""
         height, width = rgb.shape[:2]
         if not kept:
             return np.zeros((height, width), np.float32), np.zeros((height, width), np.uint8)
-        if not matting:
+        if not matting or min(entry.work) < MIN_MATTING_SIDE:
             coarse = np.maximum.reduce([k.astype(np.float32) for k, _ in kept])
             alpha = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
             return np.clip(alpha, 0.0, 1.0).astype(np.float32), np.zeros((height, width), np.uint8)
