@@ -51,6 +51,7 @@ from clipmat.factory import load_model  # noqa: E402
 from clipmat.model.backbone import DENSE_METHODS  # noqa: E402
 from clipmat.training.config import TrainConfig  # noqa: E402
 from clipmat.training.loop import train  # noqa: E402
+from clipmat.zeroshot import ZeroShotConfig  # noqa: E402
 
 ROWS: dict[str, dict] = {
     "full": {},
@@ -190,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--zeroshot-method",
-        default="maskclip",
+        default=ZeroShotConfig.method,
         choices=DENSE_METHODS,
-        help="dense method (MaskCLIP read the tiny CLIP best)",
+        help="dense method of the zero-shot rows (default: the predictor's; the README's older "
+        "rows: value-noresidual, called maskclip then)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--smoke", action="store_true", help="tiny version (under a minute)")

@@ -1,11 +1,14 @@
 """Grounding accuracy and matting error of the zero-shot predictor on held-out mini-world scenes.
 
     python -m clipmat.evaluate_zeroshot --clip FILE [--images 100] [--method clearclip]
+        [--logit-scale S] [--global-pass]
 
 ``FILE`` is a tiny CLIP from ``python -m clipmat.clip_pretrain`` (or a CLIPMat checkpoint,
 whose CLIP towers are used); without ``--clip`` the towers of ``--towers`` are random (the
 mechanics only). Each setting is measured with the true phrases and with the control of
-phrases shuffled across samples (what chance looks like for this predictor).
+phrases shuffled across samples (what chance looks like for this predictor). The predictor runs
+with its defaults (ClearCLIP's last block and logit scale 50, windows at the CLIP's own size: a
+96 px scene is one window for a 96 px tiny CLIP) unless the options say otherwise.
 
 Evaluation code: it reads the data engine through :mod:`clipmat.evaluate`, so it lives beside
 that module, outside the zero-shot inference package (which never imports data or training code).
@@ -78,9 +81,12 @@ def build_predictor(
     seed: int = 0,
     matting: bool = True,
     crop_weight: float = ZeroShotConfig.crop_weight,
+    logit_scale: float | None = None,
+    global_pass: bool = False,
 ) -> ZeroShotPredictor:
     """A zero-shot predictor on a CLIP file, or on random towers of the config ``towers``
-    (``matting``, ``crop_weight``: see :class:`ZeroShotConfig`)."""
+    (``matting``, ``crop_weight``, ``logit_scale``: see :class:`ZeroShotConfig`; ``global_pass``:
+    one pass over the photo instead of windows)."""
     if clip:
         backbone, _ = load_clip_backbone(clip)
         name = f"zeroshot:{Path(clip).stem}"
@@ -89,7 +95,12 @@ def build_predictor(
         backbone = create_backbone(get_model_config(towers).clip)
         name = f"zeroshot:random-{towers}"
     config = ZeroShotConfig(
-        method=method, background=MINIWORLD_BACKGROUND, matting=matting, crop_weight=crop_weight
+        method=method,
+        background=MINIWORLD_BACKGROUND,
+        matting=matting,
+        crop_weight=crop_weight,
+        logit_scale=logit_scale,
+        window=None if global_pass else ZeroShotConfig.window,
     )
     return ZeroShotPredictor(backbone, config=config, name=name, device="cpu")
 
@@ -102,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", help="tiny CLIP weights (clipmat.clip_pretrain output)")
     parser.add_argument("--towers", default="clipmat-mini", help="config of random towers")
     parser.add_argument("--method", default="clearclip", choices=DENSE_METHODS)
+    parser.add_argument(
+        "--logit-scale",
+        type=float,
+        help="softmax scale (default: the method's reference value, else the CLIP's learned one)",
+    )
+    parser.add_argument(
+        "--global-pass", action="store_true", help="one pass over the photo instead of windows"
+    )
     parser.add_argument(
         "--crop-weight",
         type=float,
@@ -118,23 +137,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images must be >= 1")
     try:
         predictor = build_predictor(
-            args.clip, towers=args.towers, method=args.method, crop_weight=args.crop_weight
+            args.clip,
+            towers=args.towers,
+            method=args.method,
+            crop_weight=args.crop_weight,
+            logit_scale=args.logit_scale,
+            global_pass=args.global_pass,
         )
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
     settings = SETTINGS if args.setting == "both" else (args.setting,)
     results = {}
-    print("| predictor | setting | phrases | n | SAD | MSE | MAD | IoU | grounding |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| predictor | setting | phrases | n | SAD | MSE | MAD | IoU | grounding | selection |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for setting in settings:
         results[setting] = evaluate_miniworld(
             predictor, setting=setting, images=args.images, size=args.size, seed=args.seed
         )
         for kind, r in results[setting].items():
             print(
-                f"| {predictor.name} ({args.method}) | {setting} | {kind} | {r['n']} | "
+                f"| {predictor.name} ({args.method}, scale {predictor.logit_scale:g}) | "
+                f"{setting} | {kind} | {r['n']} | "
                 f"{r['sad']:.3f} | {r['mse']:.4f} | {r['mad']:.4f} | {r['iou']:.3f} | "
-                f"{r['grounding_accuracy']:.3f} |"
+                f"{r['grounding_accuracy']:.3f} | {r['selection_accuracy']:.3f} |"
             )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
