@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.service import Matte
 
@@ -36,13 +38,18 @@ def predictors_table(pool: PredictorPool) -> str:
     return "\n".join(rows)
 
 
+def plain(text: str) -> str:
+    """``text`` shown as typed in Markdown: its markup characters escaped."""
+    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)
+
+
 def status_text(matte: Matte) -> str:
     """One status line for a matte: predictor, timing, cache, confidence, warnings."""
     r = matte.result
     h, w = matte.photo.shape[:2]
     reuse = " (photo features reused)" if r.image_cached else ""
     head = (
-        f"**{r.predictor}** matted *{r.text}* on a {w}x{h} photo in {r.seconds:.2f} s{reuse}"
+        f"**{r.predictor}** matted *{plain(r.text)}* on a {w}x{h} photo in {r.seconds:.2f} s{reuse}"
         f" · read as {r.setting} · confidence {r.confidence:.2f}"
     )
     if r.unsure:
