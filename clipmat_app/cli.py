@@ -1,21 +1,34 @@
 """Starting the app: ``python app.py``, ``python -m clipmat_app`` or ``clipmat-app``.
 
 clipmat-app [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
+            [--max-disk-mb N] [--client-address peer|forwarded]
+
+Everything the app writes (its output files, Gradio's uploads and cache) lives in one temporary
+folder kept under ``--max-disk-mb`` and removed when the app exits (Ctrl-C or SIGTERM). Gradio
+reads GRADIO_TEMP_DIR when it is imported, so :func:`main` sets it before importing gradio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import gradio as gr
-
+from clipmat_app.http_limits import UPLOAD_SLACK_BYTES, BodyLimit
+from clipmat_app.inputs import MAX_DATA_URL_BYTES, MAX_UPLOAD_BYTES
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
-from clipmat_app.ui import build_demo
+from clipmat_app.service import MatteService
+from clipmat_app.storage import DEFAULT_MAX_DISK_MB, Storage
 
-MAX_FILE_SIZE = "25mb"
+if TYPE_CHECKING:
+    import gradio as gr
+
+# Any request but an upload: a phrase, the settings, and at most one inline photo (base64).
+MAX_REQUEST_BYTES = MAX_DATA_URL_BYTES * 4 // 3 + 2**20
 CSS = """
 #status { padding: 10px 14px; border-radius: 8px; font-size: 1.02rem;
           border: 1px solid var(--border-color-primary); background: var(--block-background-fill); }
@@ -24,12 +37,24 @@ CSS = """
 
 
 def launch_options() -> dict[str, Any]:
-    """Options for ``demo.launch`` shared by :func:`main` and the tests: theme, CSS, limits."""
+    """Options for ``demo.launch`` shared by :func:`main`, the tests and the benchmark: theme,
+    CSS, upload and request-body limits, and no error details for users (a ``gr.Error``'s
+    message is still shown; any other exception is reported without its text)."""
+    import gradio as gr
+    from starlette.middleware import Middleware
+
+    limit = Middleware(
+        BodyLimit,
+        upload_bytes=MAX_UPLOAD_BYTES + UPLOAD_SLACK_BYTES,
+        other_bytes=MAX_REQUEST_BYTES,
+    )
     return {
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         "css": CSS,
-        "show_error": True,
-        "max_file_size": MAX_FILE_SIZE,
+        "show_error": False,
+        "max_file_size": MAX_UPLOAD_BYTES,
+        "ssr_mode": False,  # this server answers requests itself, behind BodyLimit
+        "app_kwargs": {"middleware": [limit]},
     }
 
 
@@ -49,12 +74,56 @@ def serve_local(demo: gr.Blocks, port: int | None = None) -> str:
     return f"http://127.0.0.1:{port}/"
 
 
+@dataclass
+class App:
+    """A built app: its page, its matte service and its folder on disk."""
+
+    demo: gr.Blocks
+    service: MatteService
+    storage: Storage
+
+    def close(self) -> None:
+        """Stop serving and delete every file the app wrote."""
+        self.demo.close()
+        self.storage.close()
+
+
+def build_app(
+    pool: PredictorPool,
+    name: str | None,
+    *,
+    max_disk_mb: float = DEFAULT_MAX_DISK_MB,
+    address_mode: str = "peer",
+) -> App:
+    """The app in its own folder under a disk budget, with Gradio's cache inside that folder.
+
+    Sets GRADIO_TEMP_DIR for this process (Gradio reads it when it is imported, when components
+    are made and when the server starts), so build one such app per process, before anything
+    imports gradio.
+    """
+    storage = Storage(int(max_disk_mb * 2**20))
+    os.environ["GRADIO_TEMP_DIR"] = str(storage.root)
+    from clipmat_app.admission import Admission  # gradio is imported from here on
+    from clipmat_app.ui import build_demo
+
+    service = MatteService(pool, storage=storage)
+    demo = build_demo(pool, name, service=service, admission=Admission(address_mode=address_mode))
+    storage.pin_current()  # the examples, copied into Gradio's cache
+    storage.start()
+    return App(demo, service, storage)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(
         prog="clipmat-app",
         description="CLIPMat web app: a photo and a phrase in, a soft matte and edits of it out.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to serve on (default: GRADIO_SERVER_NAME or 127.0.0.1)",
+    )
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or free)")
     parser.add_argument(
         "--predictor",
@@ -63,10 +132,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "'hf-hub:owner/repo' or a checkpoint file",
     )
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', ...")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--max-disk-mb",
+        type=float,
+        default=DEFAULT_MAX_DISK_MB,
+        help="disk the app's files and Gradio's cache may use, least recently used files "
+        f"removed first (default {DEFAULT_MAX_DISK_MB})",
+    )
+    parser.add_argument(
+        "--client-address",
+        choices=("peer", "forwarded"),
+        default="forwarded" if os.environ.get("SPACE_ID") else "peer",
+        help="how clients are told apart for the per-address job cap: the connection's address, "
+        "or the first X-Forwarded-For address (behind a proxy; the default on a Space)",
+    )
+    args = parser.parse_args(argv)
+    if args.max_disk_mb <= 0:
+        parser.error("--max-disk-mb must be positive")
+    return args
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (how a container is stopped) ends the app as Ctrl-C does, cleaning up."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the app until Ctrl-C or SIGTERM; its folder is removed on the way out."""
     args = parse_args(argv)
     try:
         pool, name = PredictorPool.from_option(args.predictor, device=args.device)
@@ -74,4 +170,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"app: {err}")
     if name is None:
         print("app: no predictor can run here; the app starts with matting off.", file=sys.stderr)
-    build_demo(pool, name).launch(server_name=args.host, server_port=args.port, **launch_options())
+    app = build_app(pool, name, max_disk_mb=args.max_disk_mb, address_mode=args.client_address)
+    print(f"app: files in {app.storage.root}, at most {args.max_disk_mb:g} MB", file=sys.stderr)
+    _stop_on_sigterm()
+    try:
+        app.demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()

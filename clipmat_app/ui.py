@@ -1,7 +1,9 @@
 """The app's page: :func:`build_demo` lays out the widgets, then wires them to the callbacks.
 
 API endpoints for gradio_client: /matte (image, phrase, predictor, refine) and /edit (image,
-phrase, predictor, mode, effects, strength, color, background, refine).
+phrase, predictor, mode, effects, strength, color, background, refine). Every job goes through
+the queue (no direct REST route skips it) and is checked before it joins it
+(:mod:`clipmat_app.admission`).
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ from typing import Any
 
 import gradio as gr
 
+from clipmat_app.admission import Admission
 from clipmat_app.callbacks import Callbacks
 from clipmat_app.components import PhotoInput
-from clipmat_app.inputs import load_examples
+from clipmat_app.inputs import MAX_PHRASE_INPUT, load_examples
 from clipmat_app.pool import PredictorPool
-from clipmat_app.service import EFFECTS, MatteService
+from clipmat_app.service import EFFECTS, MATTE_CONCURRENCY, MatteService
 from clipmat_app.texts import no_predictor_text, predictor_text, predictors_table
 
-MATTE_CONCURRENCY = 2  # matting calls at once (the model is CPU- or GPU-bound)
-EDIT_CONCURRENCY = 4  # edits are compositing only
+EDIT_CONCURRENCY = 4  # edits are compositing (an edit that must matte first takes a matte slot)
 QUEUE_SIZE = 64
 IMAGE_HEIGHT = 380
 TITLE = (
@@ -63,10 +65,18 @@ class Widgets:
 
 
 def build_demo(
-    pool: PredictorPool, default: str | None = None, *, service: MatteService | None = None
+    pool: PredictorPool,
+    default: str | None = None,
+    *,
+    service: MatteService | None = None,
+    admission: Admission | None = None,
 ) -> gr.Blocks:
-    """The app's Blocks for ``pool``, starting on predictor ``default`` (None: none can run)."""
-    callbacks = Callbacks(pool, service or MatteService(pool))
+    """The app's Blocks for ``pool``, starting on predictor ``default`` (None: none can run).
+
+    ``service`` makes and keeps the mattes (its ``matte_slots`` bound matting for every event);
+    ``admission`` checks jobs before they are queued (default caps when None).
+    """
+    callbacks = Callbacks(pool, service or MatteService(pool, matte_slots=MATTE_CONCURRENCY))
     with gr.Blocks(title="CLIPMat: matting by phrase") as demo:
         gr.Markdown(TITLE, elem_id="title")
         with gr.Row(equal_height=False):
@@ -79,7 +89,8 @@ def build_demo(
             gr.Markdown(predictors_table(pool))
         widgets = Widgets(**inputs, **outputs, last=gr.State(None))
         _wire(widgets, callbacks)
-    demo.queue(default_concurrency_limit=EDIT_CONCURRENCY, max_size=QUEUE_SIZE)
+    demo.queue(default_concurrency_limit=EDIT_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
+    (admission or Admission()).install(demo)
     return demo
 
 
@@ -97,6 +108,7 @@ def _input_column(pool: PredictorPool, default: str | None) -> dict[str, Any]:
         label="Phrase",
         placeholder="e.g. the cat with brown and black fur",
         max_lines=2,
+        max_length=MAX_PHRASE_INPUT,
         elem_id="phrase",
     )
     with gr.Row():
