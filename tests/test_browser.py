@@ -80,3 +80,19 @@ def test_upload_type_run_shows_the_matte_and_edit(page_and_predictor, tmp_path):
     assert "random-tiny" in page.locator("#status").inner_text()
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
     assert (tmp_path / "app.png").stat().st_size > 10_000
+
+
+def test_an_example_is_matted_from_gradio_s_cache(page_and_predictor):
+    """Clicking an example sends the copy Gradio made in its cache, which the app accepts as an
+    upload (files anywhere else on the server are refused)."""
+    page, _ = page_and_predictor
+    page.get_by_text("the yellow pompom at the back of the picture").first.click()
+    page.wait_for_function(
+        "document.querySelector('#phrase textarea').value.includes('yellow pompom')",
+        timeout=30_000,
+    )
+    page.locator("#run").click()
+    page.wait_for_function(
+        "document.querySelector('#status').innerText.includes('yellow pompom')", timeout=60_000
+    )
+    assert _shown(page, "matte").shape[:2] == (256, 256)
