@@ -1,32 +1,37 @@
 """Load test of the app: concurrent gradio_client clients against a local server.
 
-    python bench/load.py [--clients 16] [--requests 5] [--predictor random-tiny] [--url URL]
+    python bench/load.py [--clients 16] [--requests 5] [--predictor random-tiny]
+                         [--max-disk-mb 1024] [--url URL]
 
 Each client sends one /matte and then /edit requests with changing settings (the way a person
-matting once and editing several times does), on its own phrase. Without --url the app is
-started in this process on 127.0.0.1; a --url must point at this machine (127.0.0.1/localhost).
-Prints p50/p95 latency per endpoint and the count of failed and lost requests (target: none).
+matting once and editing several times does), on its own phrase, as its own user (its own
+X-Forwarded-For address, so the app's per-address cap treats the clients as different people).
+Without --url the app is started as `python app.py` in a subprocess on 127.0.0.1 with its files
+in a fresh temporary folder; a --url must point at this machine (127.0.0.1/localhost), and then
+memory and disk are not measured. Prints p50/p95 latency per endpoint, the server's peak
+memory (its resident-set high-water mark), its disk use (peak while running and at the end)
+and the count of failed and lost requests (target: none).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gradio_client import Client, handle_file
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from gradio_client import Client, handle_file  # noqa: E402
-
-from clipmat_app.cli import serve_local  # noqa: E402
-from clipmat_app.pool import PredictorPool  # noqa: E402
-from clipmat_app.ui import build_demo  # noqa: E402
-
 PHOTO = ROOT / "examples" / "photo_cat.jpg"
 EDITS = [
     ("highlight", ["dim"], 0.6, "#2563eb"),
@@ -40,52 +45,93 @@ LOCAL = {"127.0.0.1", "localhost", "::1"}
 
 def client_session(url: str, index: int, requests: int, predictor: str) -> list[tuple]:
     """One client's requests in order: [(endpoint, seconds or None, error or ""), ...]."""
-    client = Client(url, verbose=False)
+    address = f"10.0.{index // 250}.{index % 250 + 1}"  # each client its own user
+    client = Client(url, verbose=False, headers={"x-forwarded-for": address})
     phrase = f"the cat, take {index}"
     out = []
     for i in range(requests):
         start = time.perf_counter()
+        name = "/matte" if i == 0 else "/edit"
         try:
             if i == 0:
                 client.predict(handle_file(str(PHOTO)), phrase, predictor, api_name="/matte")
-                name = "/matte"
             else:
                 mode, effects, strength, color = EDITS[(index + i) % len(EDITS)]
                 args = (mode, effects, strength, color, None)
                 client.predict(handle_file(str(PHOTO)), phrase, predictor, *args, api_name="/edit")
-                name = "/edit"
             out.append((name, time.perf_counter() - start, ""))
         except Exception as err:  # noqa: BLE001 - every failure is counted and reported
-            out.append(("/matte" if i == 0 else "/edit", None, f"{type(err).__name__}: {err}"))
+            out.append((name, None, f"{type(err).__name__}: {err}"))
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=5, help="requests per client")
-    parser.add_argument("--predictor", default="random-tiny")
-    parser.add_argument("--url", help="an app already running on this machine")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run")
-    args = parser.parse_args(argv)
-    demo = None
-    if args.url:
-        if urlparse(args.url).hostname not in LOCAL:
-            parser.error("--url must be on this machine (127.0.0.1 or localhost)")
-        url, name = args.url, args.predictor
-    else:
-        pool, name = PredictorPool.from_option(args.predictor, device="cpu")
-        demo = build_demo(pool, name)
-        url = serve_local(demo)
-    start = time.perf_counter()
-    with ThreadPoolExecutor(args.clients) as ex:
-        jobs = [ex.submit(client_session, url, i, args.requests, name) for i in range(args.clients)]
-        done, _ = wait(jobs, timeout=args.timeout)
-    wall = time.perf_counter() - start
-    records = [r for job in done for r in job.result()]
-    lost = args.clients * args.requests - len(records)
+class Server:
+    """`python app.py` in a subprocess with its own temporary folder; samples its disk use."""
+
+    def __init__(self, predictor: str, max_disk_mb: float) -> None:
+        self.temp = tempfile.TemporaryDirectory(prefix="clipmat-load-")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/"
+        env = dict(os.environ, TMPDIR=self.temp.name, GRADIO_ANALYTICS_ENABLED="False")
+        cmd = [sys.executable, str(ROOT / "app.py"), "--predictor", predictor, "--port",
+               str(port), "--max-disk-mb", str(max_disk_mb),
+               "--client-address", "forwarded"]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        self.peak_disk = 0
+        self._stop = threading.Event()
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline and self.proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"{self.url}config", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise SystemExit("the app did not start")
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def disk(self) -> int:
+        """Bytes under the app's temporary folder now."""
+        total = 0
+        for folder, _, names in os.walk(self.temp.name):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_disk = max(self.peak_disk, self.disk())
+
+    def memory(self) -> tuple[int, int]:
+        """(resident now, resident high-water mark) of the server process, in bytes."""
+        fields = {}
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+    def close(self) -> int:
+        """Stop the app (SIGTERM); returns the bytes it left behind."""
+        self._stop.set()
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        left = self.disk()
+        self.temp.cleanup()
+        return left
+
+
+def report(records: list[tuple], clients: int, requests: int, name: str, wall: float) -> int:
+    """Print the latency lines; returns the count of failed and lost requests."""
+    lost = clients * requests - len(records)
     failed = [r for r in records if r[1] is None]
-    print(f"{args.clients} clients x {args.requests} requests on {name}, {wall:.1f} s wall")
+    print(f"{clients} clients x {requests} requests on {name}, {wall:.1f} s wall")
     for endpoint in ("/matte", "/edit"):
         times = sorted(r[1] for r in records if r[0] == endpoint and r[1] is not None)
         if times:
@@ -97,9 +143,51 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  failed {len(failed)}, lost {lost}")
     for r in failed[:5]:
         print(f"    {r[0]}: {r[2][:200]}")
-    if demo is not None:
-        demo.close()
-    return 1 if failed or lost else 0
+    return len(failed) + lost
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=5, help="requests per client")
+    parser.add_argument("--predictor", default="random-tiny")
+    parser.add_argument("--max-disk-mb", type=float, default=1024, help="the app's disk budget")
+    parser.add_argument("--url", help="an app already running on this machine")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run")
+    args = parser.parse_args(argv)
+    server = None
+    if args.url:
+        if urlparse(args.url).hostname not in LOCAL:
+            parser.error("--url must be on this machine (127.0.0.1 or localhost)")
+        url = args.url
+    else:
+        server = Server(args.predictor, args.max_disk_mb)
+        url = server.url
+    idle = server.memory()[0] if server else 0
+    start = time.perf_counter()
+    with ThreadPoolExecutor(args.clients) as ex:
+        jobs = [
+            ex.submit(client_session, url, i, args.requests, args.predictor)
+            for i in range(args.clients)
+        ]
+        done, _ = wait(jobs, timeout=args.timeout)
+    wall = time.perf_counter() - start
+    records = [r for job in done for r in job.result()]
+    bad = report(records, args.clients, args.requests, args.predictor, wall)
+    if server is not None:
+        now, peak = server.memory()
+        disk_now = server.disk()
+        left = server.close()
+        mb = 2**20
+        print(
+            f"  server memory: {idle / mb:.0f} MB idle, peak {peak / mb:.0f} MB, "
+            f"{now / mb:.0f} MB at the end"
+        )
+        print(
+            f"  disk: peak {server.peak_disk / mb:.1f} MB, {disk_now / mb:.1f} MB at the end "
+            f"(budget {args.max_disk_mb:g} MB), {left / mb:.1f} MB left after exit"
+        )
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
