@@ -20,7 +20,10 @@ from clipmat import refine
 
 WORK_SIDE = 640  # long side at which the graph cut runs
 GRABCUT_ITERATIONS = 5
-BAND = 0.012  # half width of the trimap's unknown band, as a share of the working long side
+BAND = 0.012  # half width of the unknown band around a corrected model matte (working side)
+PROMPT_BAND = 0.06  # the same around a box's or clicks' own cut: wider, since the cut is coarse
+# (on bench/box_matting.py's composites, 6 of each kind at 256 px, MAD fell from 0.256 to 0.243
+# on hair and fur and from 0.110 to 0.097 on soft entities against 0.012)
 CLICK_CORE = 0.015  # radius of a click's sure label, as a share of the working long side
 CLICK_REACH = 0.12  # radius within which a lone positive click's object is looked for
 INSIDE_BOX = 0.5  # a candidate is inside a box when at least this share of it is
@@ -191,7 +194,7 @@ def prompt_matte(
     """
     if box is None and not any(positive for _, _, positive in points):
         raise ValueError("without a phrase, give a box or at least one positive click")
-    return correct_matte(rgb, None, box=box, points=points)
+    return correct_matte(rgb, None, box=box, points=points, band=PROMPT_BAND)
 
 
 def correct_matte(
@@ -200,14 +203,17 @@ def correct_matte(
     *,
     box: Box | None = None,
     points: Sequence[Point] = (),
+    band: float = BAND,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A matte ``prior`` (or none) corrected by a box and clicks: a graph cut that starts from
-    it, then matting of the new region's boundary band; the box clips the result.
+    it, then matting of the new region's boundary band (``band``: its half width as a share of
+    the working long side); the box clips the result.
 
     Returns:
         (alpha (H, W) float32 in [0, 1], trimap (H, W) uint8).
     """
-    alpha, trimap = matte_region(rgb, graph_cut(rgb, box=box, points=points, prior=prior))
+    cut = graph_cut(rgb, box=box, points=points, prior=prior)
+    alpha, trimap = matte_region(rgb, cut, band=band)
     if box is not None:
         alpha = alpha * box_window(rgb.shape[:2], box)
     return alpha.astype(np.float32), trimap

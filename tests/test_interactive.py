@@ -20,10 +20,12 @@ def _disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
 
 
 def _two_discs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A textured grey photo with a soft-edged orange disc (left) and a blue disc (right)."""
+    """A textured grey photo with an orange disc whose edge fades over 6 pixels (left) and a
+    hard blue disc (right)."""
     h, w = 120, 200
     photo = rng.normal(120, 12, (h, w, 3)).clip(0, 255)
-    left = np.clip((28.5 - np.hypot(*np.mgrid[:h, :w] - np.array([60, 55])[:, None, None])), 0, 1)
+    radius = np.hypot(*(np.mgrid[:h, :w] - np.array([60, 55])[:, None, None]))
+    left = np.clip((30 - radius) / 6, 0, 1)
     right = _disk(h, w, 60, 150, 25)
     photo = photo * (1 - left[..., None]) + np.array([235, 120, 30]) * left[..., None]
     photo[right] = (40, 70, 220)
