@@ -7,6 +7,7 @@ text tower, the pop-up and the semantic decoder.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -21,6 +22,7 @@ from clipmat.refine import refine_alpha
 from clipmat.results import Candidate, EncodedImage, MattingResult, Photo, PredictOptions
 from clipmat.runtime import autocast
 from clipmat.transforms import labels_to_input_size, model_input_size, to_input_size, to_model_input
+from clipmat.trust import Trust, confidence_features, image_features
 
 _TRIMAP_LEVELS = np.array([0, 128, 255], np.uint8)  # background, transition, foreground
 CANDIDATE_LEVEL = 0.25  # regions with foreground probability above this are candidates
@@ -28,7 +30,13 @@ MIN_CANDIDATE_SHARE = 0.002  # smaller regions (share of the map) are not offere
 MATTING_SIDE = 768  # long side at which a candidate the model left out is matted
 
 
-class CLIPMatPredictor(Predictor[ImageFeatures]):
+@dataclass
+class _Encoded:
+    model: ImageFeatures  # what the model computed from the photo
+    in_world: float | None  # the domain check's probability that the photo is in its world
+
+
+class CLIPMatPredictor(Predictor[_Encoded]):
     """Wraps any CLIPMat model, random or trained.
 
     Honours ``refine`` (default False: the model's own alpha).
@@ -40,6 +48,9 @@ class CLIPMatPredictor(Predictor[ImageFeatures]):
         device: "auto", "cpu", "cuda", ...; the model is moved there.
         cache_size: how many photos' features to keep.
         domain: what the weights were trained on.
+        trust: the weights' calibrated confidence and domain check (:mod:`clipmat.trust`);
+            without it the confidence is the mean foreground probability of the chosen region
+            and the unsure threshold 0.6.
     """
 
     def __init__(
@@ -51,18 +62,26 @@ class CLIPMatPredictor(Predictor[ImageFeatures]):
         device: Any = "auto",
         cache_size: int = 4,
         domain: str = "",
+        trust: Trust | None = None,
     ) -> None:
         super().__init__(
             name=name, licence=licence, device=device, cache_size=cache_size, domain=domain
         )
         self.model = model.to(self.device).eval()
+        self.trust = trust
 
-    def _encode(self, photo: Photo) -> ImageFeatures:
+    def _encode(self, photo: Photo) -> _Encoded:
         cfg = self.model.cfg
         rgb = photo.rgb
         size = model_input_size(*rgb.shape[:2], short_side=cfg.image_size, multiple=cfg.patch_size)
+        images = to_model_input(rgb, size).to(self.device)
         with autocast(self.device):
-            return self.model.encode_image(to_model_input(rgb, size).to(self.device))
+            feats = self.model.encode_image(images)
+            in_world = None
+            if self.trust is not None and self.trust.domain is not None:
+                x = image_features(self.model.backbone, self.model.backbone.normalize(images))
+                in_world = float(self.trust.domain(x))
+        return _Encoded(feats, in_world)
 
     def _predict(
         self,
@@ -71,7 +90,7 @@ class CLIPMatPredictor(Predictor[ImageFeatures]):
         settings: list[str],
         options: PredictOptions,
     ) -> list[MattingResult]:
-        out = self._decode(image.features, phrases, settings)
+        out = self._decode(image.features.model, phrases, settings)
         prob = out.semantic_logits.float().softmax(dim=1).cpu().numpy()  # (B, 3, h, w)
         alpha = out.alpha.float()[:, 0].cpu().numpy()  # (B, h, w)
         return [
@@ -109,18 +128,37 @@ class CLIPMatPredictor(Predictor[ImageFeatures]):
         trimap = labels_to_input_size(_TRIMAP_LEVELS[np.where(region, labels, BACKGROUND)], size)
         if options.refine:
             full_alpha, trimap = refine_alpha(rgb, full_alpha)
-        fg = 1.0 - prob[BACKGROUND]
-        conf = float(fg[region].mean()) if region.any() else 0.0
-        return MattingResult(
+        result = MattingResult(
             alpha=full_alpha,
             text=phrase,
             setting=setting,
-            confidence=conf,
+            confidence=0.0,
             trimap=trimap,
             predictor=self.name,
             image_cached=image.cached,
             candidates=candidates,
         )
+        self._judge(result, prob, region, image.features.in_world)
+        return result
+
+    def _judge(
+        self, result: MattingResult, prob: np.ndarray, region: np.ndarray, in_world: float | None
+    ) -> None:
+        """Fill ``result``'s evidence, confidence, threshold and domain verdict from the
+        semantic map (3, h, w) over the chosen ``region`` (h, w) and the photo's domain score."""
+        chosen = sum(c.score for c in result.candidates if c.chosen)
+        result.evidence = confidence_features(prob, region, chosen, len(result.candidates))
+        if self.trust is None or self.trust.confidence is None:
+            result.confidence = float(result.evidence[0])  # mean foreground probability
+        elif region.any():
+            result.confidence = float(self.trust.confidence(result.evidence))
+            result.threshold = self.trust.threshold
+        if in_world is not None and in_world < self.trust.domain_threshold:
+            result.out_of_domain = True
+            result.notes.append(
+                f"{self.trust.domain_note} (similarity to its world {in_world:.2f}, below "
+                f"{self.trust.domain_threshold:.2f})"
+            )
 
     def _chosen_alpha(
         self,

@@ -26,6 +26,7 @@ PROMPT_BAND = 0.06  # the same around a box's or clicks' own cut: wider, since t
 # on hair and fur and from 0.110 to 0.097 on soft entities against 0.012)
 CLICK_CORE = 0.015  # radius of a click's sure label, as a share of the working long side
 CLICK_REACH = 0.12  # radius within which a lone positive click's object is looked for
+REMOVE_REACH = 0.02  # an object clicked away takes this share of the long side around it
 INSIDE_BOX = 0.5  # a candidate is inside a box when at least this share of it is
 BOX_MARGIN = 0.01  # the matte may pass a box's edge by this share of the photo's long side
 
@@ -259,11 +260,12 @@ def choose_candidates(
     points: Sequence[Point] = (),
     box: Box | None = None,
 ) -> tuple[set[int], list[Point]]:
-    """Which candidates the matte is made of after the user's corrections.
+    """Which candidates the matte is made of, by the user's box and positive clicks.
 
-    Starts from ``default`` (the predictor's choice); a box keeps only the candidates mostly
-    inside it (all of them are eligible when the predictor chose none inside); each click, in
-    order, adds (positive) or drops (negative) every candidate under it.
+    A box keeps only the candidates mostly inside it. Positive clicks say what the user wants:
+    with any, the choice starts empty and each adds the candidates under it; with none, it is
+    ``default`` (the predictor's pick; within a box, its pick there, else all of the box's).
+    Negative clicks are not about candidates (see :func:`remove_clicked`).
 
     Args:
         masks: each candidate's (h, w) bool grid mask.
@@ -271,19 +273,53 @@ def choose_candidates(
         size: the photo's (H, W).
 
     Returns:
-        (chosen indices, the clicks that fell on no candidate, to be handled without one).
+        (chosen indices, the positive clicks that fell on no candidate).
     """
-    chosen = set(default)
+    eligible = set(range(len(masks)))
     if box is not None:
-        inside = {i for i, m in enumerate(masks) if inside_share(m, size, box) >= INSIDE_BOX}
-        chosen = (chosen & inside) or inside
+        eligible = {i for i, m in enumerate(masks) if inside_share(m, size, box) >= INSIDE_BOX}
+    positives = [(x, y, True) for x, y, positive in points if positive]
+    if not positives:
+        return (set(default) & eligible) or eligible, []
+    chosen: set[int] = set()
     stray = []
-    for x, y, positive in points:
-        under = {i for i, m in enumerate(masks) if hit(m, size, x, y)}
+    for x, y, _ in positives:
+        under = {i for i, m in enumerate(masks) if hit(m, size, x, y)} & eligible
+        chosen |= under
         if not under:
-            stray.append((x, y, positive))
-        elif positive:
-            chosen |= under
-        else:
-            chosen -= under
+            stray.append((x, y, True))
     return chosen, stray
+
+
+def clicked_objects(rgb: np.ndarray, clicks: Sequence[Point]) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: the objects under ``clicks``, each found as a lone positive
+    click finds it (:func:`graph_cut`), matted and widened by ``REMOVE_REACH`` (a model's edge
+    of it may lie a little farther out)."""
+    height, width = rgb.shape[:2]
+    radius = max(1, round(REMOVE_REACH * max(height, width)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    found = np.zeros((height, width), np.float32)
+    for x, y, _ in clicks:
+        alpha, _ = matte_region(rgb, graph_cut(rgb, points=[(x, y, True)]))
+        found = np.maximum(found, cv2.dilate(alpha, kernel))
+    return found
+
+
+def keep_clicked(rgb: np.ndarray, alpha: np.ndarray, positives: Sequence[Point]) -> np.ndarray:
+    """``alpha`` kept only on the objects under positive clicks (when a click lands on the
+    predictor's own pick, the user means that object of it)."""
+    return (alpha * clicked_objects(rgb, positives)).astype(np.float32)
+
+
+def remove_clicked(rgb: np.ndarray, alpha: np.ndarray, negatives: Sequence[Point]) -> np.ndarray:
+    """``alpha`` without the objects under negative clicks (:func:`clicked_objects`).
+
+    Args:
+        rgb: (H, W, 3) uint8 photo.
+        alpha: (H, W) float32 in [0, 1].
+        negatives: the clicks, (x, y, False) in photo pixels.
+
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    return (alpha * (1.0 - clicked_objects(rgb, negatives))).astype(np.float32)

@@ -37,6 +37,7 @@ from clipmat.runtime import LRUCache, check_phrases, select_device
 SETTINGS = ("auto", "keyword", "expression")
 OPTIONS = ("refine", "candidate", "points", "box")  # what a predictor may or may not honour
 PROMPT_ONLY = "box and clicks (no model)"  # the predictor named in a result with no phrase
+EMPTIED = 0.1  # negative clicks that leave less than this share of the matte's mass empty it
 
 
 class Predictor(Generic[F]):
@@ -131,9 +132,11 @@ class Predictor(Generic[F]):
                 takes the predictor's default.
             candidate: index into a previous result's ``candidates`` to matte instead of the
                 automatic choice (one phrase, no union).
-            points: [(x, y, positive), ...] clicks in photo pixels: a positive click adds the
-                candidate under it (or, on none, the object grown from it), a negative click
-                removes what is under it.
+            points: [(x, y, positive), ...] clicks in photo pixels: positive clicks pick the
+                candidates under them (or, on none, the object grown from the click) instead of
+                the automatic choice; a negative click removes what is under it, and when that
+                was the whole choice, the next best candidate takes its place
+                (:func:`clipmat.interactive.choose_candidates`).
             box: (x0, y0, x1, y1) in photo pixels: the object lies inside it.
 
         Returns:
@@ -212,9 +215,13 @@ class Predictor(Generic[F]):
         """A phrase's matte after the user's clicks and box.
 
         A first pass gives the candidates (cheap: the photo's features are cached, no
-        refinement); the clicks and box choose among them (:func:`interactive.choose_candidates`);
-        a second pass mattes the chosen ones. Clicks on no candidate then correct that matte
-        with a graph cut that starts from it, and the box clips it.
+        refinement); the box and positive clicks choose among them
+        (:func:`interactive.choose_candidates`) and a second pass mattes the chosen ones. Then,
+        in order: positive clicks on no candidate grow the matte by a graph cut that starts
+        from it; positive clicks that all land on the predictor's own pick keep only the
+        objects under them; negative clicks take out the objects under them
+        (:meth:`_clicked_away`); the box clips the matte; what changed is re-matted at its
+        edges when ``refine`` asks for it.
         """
         plain = dataclasses.replace(options, refine=False, points=(), box=None)
         first = self._predict(image, [phrase], [setting], plain)[0]
@@ -222,20 +229,80 @@ class Predictor(Generic[F]):
         default = {i for i, c in enumerate(first.candidates) if c.chosen}
         if options.chosen is not None:
             default = set(options.chosen)
-        size = image.photo.rgb.shape[:2]
+        rgb = image.photo.rgb
+        size = rgb.shape[:2]
         chosen, stray = interactive.choose_candidates(
             masks, default, size, points=options.points, box=options.box
         )
-        final = dataclasses.replace(options, points=(), box=None, chosen=frozenset(chosen))
-        result = self._predict(image, [phrase], [setting], final)[0]
+        result = self._matte_of(image, phrase, setting, options, chosen)
+        alpha = result.alpha
+        positives = [p for p in options.points if p[2]]
+        on_pick = [
+            p for p in positives if any(interactive.hit(masks[i], size, *p[:2]) for i in default)
+        ]
         if stray:
-            result.alpha, result.trimap = interactive.correct_matte(
-                image.photo.rgb, result.alpha, box=options.box, points=stray
+            alpha, result.trimap = interactive.correct_matte(
+                rgb, alpha, box=options.box, points=stray
             )
-            result.notes.append(f"{len(stray)} click(s) on no candidate: corrected by a graph cut")
-        elif options.box is not None:
-            clipped = result.alpha * interactive.box_window(size, options.box)
-            if options.refine:
-                clipped, result.trimap = refine_alpha(image.photo.rgb, clipped)
-            result.alpha = clipped.astype(np.float32)
+            result.notes.append(f"{len(stray)} click(s) on no candidate: the matte was grown there")
+        elif positives and len(on_pick) == len(positives):
+            alpha = interactive.keep_clicked(rgb, alpha, positives)
+            result.notes.append("the click(s) on the pick kept the object(s) under them")
+        if len(positives) < len(options.points):
+            alpha = self._clicked_away(image, phrase, setting, options, result, alpha, masks)
+        if options.box is not None:
+            alpha = alpha * interactive.box_window(size, options.box)
+        if alpha is not result.alpha and options.refine and (alpha > 0.5).any():
+            alpha, result.trimap = refine_alpha(rgb, alpha)
+        result.alpha = alpha.astype(np.float32)
+        if not (result.alpha > 0.5).any():
+            result.confidence = 0.0
         return result
+
+    def _clicked_away(
+        self,
+        image: EncodedImage[F],
+        phrase: str,
+        setting: str,
+        options: PredictOptions,
+        result: MattingResult,
+        alpha: np.ndarray,
+        masks: list[np.ndarray],
+    ) -> np.ndarray:
+        """``alpha`` without the objects under the negative clicks. When they take away
+        (nearly) all of it, what is left is cleared, and with no positive click the best
+        candidate that was neither the pick nor clicked is matted instead (``result`` takes its
+        candidates, trimap and confidence)."""
+        rgb = image.photo.rgb
+        negatives = [p for p in options.points if not p[2]]
+        kept = interactive.remove_clicked(rgb, alpha, negatives)
+        if kept.sum() > EMPTIED * alpha.sum():
+            return kept
+        size = rgb.shape[:2]
+        gone = {c for c in range(len(masks)) if result.candidates[c].chosen}
+        gone |= {
+            c
+            for c, m in enumerate(masks)
+            for x, y, _ in negatives
+            if interactive.hit(m, size, x, y)
+        }
+        rest = [c for c in range(len(masks)) if c not in gone]
+        if len(negatives) < len(options.points) or not rest:
+            return np.zeros_like(kept)
+        fresh = self._matte_of(image, phrase, setting, options, {rest[0]})
+        result.candidates, result.trimap = fresh.candidates, fresh.trimap
+        result.confidence = fresh.confidence
+        result.notes.append("the pick was clicked away: the next best candidate instead")
+        return fresh.alpha
+
+    def _matte_of(
+        self,
+        image: EncodedImage[F],
+        phrase: str,
+        setting: str,
+        options: PredictOptions,
+        chosen: set[int],
+    ) -> MattingResult:
+        """The phrase's result made of the candidates ``chosen``."""
+        final = dataclasses.replace(options, points=(), box=None, chosen=frozenset(chosen))
+        return self._predict(image, [phrase], [setting], final)[0]

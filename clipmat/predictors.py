@@ -15,9 +15,10 @@ from typing import Any
 
 from clipmat import hub, registry, remote
 from clipmat.clipmat_predictor import CLIPMatPredictor
-from clipmat.factory import load_model, load_model_and_metadata
+from clipmat.factory import load_model_and_metadata
 from clipmat.predictor import Predictor
 from clipmat.registry import AUTO_ORDER, MINIWORLD, PREDICTORS
+from clipmat.trust import Trust, trust_path
 
 MINIWORLD_WARNING = (
     "the mini-world predictor knows only synthetic scenes (procedural shapes on textures); on "
@@ -106,10 +107,8 @@ def load_predictor(
             return load_zeroshot_predictor(
                 weights.name, name=name, device=device, allow_download=allow_download
             )
-        model = load_model(weights.name, allow_download=allow_download)
-        return CLIPMatPredictor(
-            model, name=name, licence=weights.licence, device=device, domain=weights.domain
-        )
+        path = hub.resolve_weights(weights.name, allow_download=allow_download)
+        return _load_checkpoint(path, name, device, weights.licence, weights.domain)
     if name.startswith(registry.HF_HUB_PREFIX):
         return _load_checkpoint(
             hub.resolve_weights(name, allow_download=allow_download), name, device
@@ -120,13 +119,19 @@ def load_predictor(
     raise ValueError(f"unknown predictor {name!r}; available: {', '.join(known)}")
 
 
-def _load_checkpoint(path: Path, name: str, device: Any) -> CLIPMatPredictor:
-    """A CLIPMat checkpoint's predictor; licence and domain from its header when it has them."""
+def _load_checkpoint(
+    path: Path, name: str, device: Any, licence: str | None = None, domain: str | None = None
+) -> CLIPMatPredictor:
+    """A CLIPMat checkpoint's predictor, with the trust file beside it when there is one
+    (:func:`clipmat.trust.trust_path`); licence and domain from the registry, else from the
+    checkpoint's header."""
     model, meta = load_model_and_metadata(path)
+    trust = trust_path(path)
     return CLIPMatPredictor(
         model,
         name=name,
-        licence=meta.get("licence", "set by the checkpoint's owner"),
+        licence=licence or meta.get("licence", "set by the checkpoint's owner"),
         device=device,
-        domain=meta.get("domain", registry.REAL_PHOTOS),
+        domain=domain or meta.get("domain", registry.REAL_PHOTOS),
+        trust=Trust.load(trust) if trust.is_file() else None,
     )

@@ -105,6 +105,8 @@ class MattingResult:
         notes: what the user should know about how far to trust it.
         threshold: the confidence under which the result is ``unsure``.
         out_of_domain: the photo is far from what the weights were trained on.
+        evidence: what the confidence was computed from (:mod:`clipmat.trust`; for
+            calibration), None when the predictor does not say.
     """
 
     alpha: np.ndarray
@@ -119,6 +121,7 @@ class MattingResult:
     notes: list[str] = field(default_factory=list)
     threshold: float = UNSURE_BELOW
     out_of_domain: bool = False
+    evidence: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def unsure(self) -> bool:

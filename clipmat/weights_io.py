@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -101,10 +101,13 @@ def save_state_dict(
         tensors[key] = tensor
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.part")
+    # the usual permissions (0o666 less the umask), which the writer may not keep
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(tmp).st_mode & 0o777
     try:
         save_file(tensors, tmp, metadata=meta)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -417,3 +417,13 @@ def test_push_command_writes_the_folder_and_checks_the_repo(tmp_path, capsys):
     state, meta = hub.load_state_dict(tmp_path / "o" / "model.safetensors")
     assert meta["licence"] == "MIT" and meta["domain"] == registry.REAL_PHOTOS
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+
+
+def test_saved_weights_have_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = hub.save_state_dict(_state(), tmp_path / "out" / "w.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, as installed files are
+    assert [p.name for p in path.parent.iterdir()] == ["w.safetensors"]

@@ -41,15 +41,15 @@ def test_choose_candidates_by_box_and_clicks():
     masks = [a, b]
     assert interactive.choose_candidates(masks, {0}, size) == ({0}, [])
     assert interactive.choose_candidates(masks, {0}, size, box=(55, 55, 100, 100)) == ({1}, [])
+    # a positive click picks what is under it instead of the predictor's choice
     chosen, stray = interactive.choose_candidates(
         masks, {0}, size, points=[(75, 75, True), (25, 25, False), (50, 50, True)]
     )
     assert chosen == {1} and stray == [(50, 50, True)]
-    # a box around both keeps the predictor's pick; clicks then act in order
-    chosen, _ = interactive.choose_candidates(
-        masks, {0}, size, box=(0, 0, 100, 100), points=[(75, 75, True), (75, 75, False)]
-    )
-    assert chosen == {0}
+    both = [(75, 75, True), (25, 25, True)]
+    assert interactive.choose_candidates(masks, {0}, size, points=both) == ({0, 1}, [])
+    # negative clicks leave the candidates alone (they remove objects from the matte)
+    assert interactive.choose_candidates(masks, {0}, size, points=[(25, 25, False)]) == ({0}, [])
 
 
 def test_box_alone_mattes_a_soft_object_better_than_the_cut():
@@ -135,5 +135,7 @@ def test_clipmat_candidates_clicks_and_box(staged):
     np.testing.assert_allclose(clicked.alpha, picked.alpha, atol=1e-6)
     boxed = predictor.predict(photo, "the thing", box=(110, 20, 199, 100))
     np.testing.assert_allclose(boxed.alpha, picked.alpha, atol=1e-6)
-    dropped = predictor.predict(photo, "the thing", points=[(55, 60, False)])
+    not_that = predictor.predict(photo, "the thing", points=[(55, 60, False)])
+    np.testing.assert_allclose(not_that.alpha, picked.alpha, atol=1e-6)  # the next best
+    dropped = predictor.predict(photo, "the thing", points=[(55, 60, False), (150, 60, False)])
     assert dropped.alpha.max() == 0 and dropped.confidence == 0 and dropped.unsure
