@@ -369,8 +369,18 @@ def test_phrase_union_gives_one_matte(colour_predictor):
     r = colour_predictor.predict(image, "the blue thing, the red thing on the left")
     assert _iou(r.alpha, square | left) > 0.85
     assert {c.phrase for c in r.candidates} == {"the blue thing", "the red thing on the left"}
-    with pytest.raises(ValueError, match="union"):
-        colour_predictor.predict(image, "the blue thing, the red thing", candidate=0)
+    # a union's candidates are every part's regions: one of them can be picked alone
+    union = colour_predictor.predict(image, "the blue thing, the red thing")
+    blue = next(i for i, c in enumerate(union.candidates) if c.phrase == "the blue thing")
+    alone = colour_predictor.predict(image, "the blue thing, the red thing", candidate=blue)
+    assert _iou(alone.alpha, square) > 0.85
+    # a click on the right red disc picks it, however the phrase ranks it
+    x = int(np.nonzero(right.any(axis=0))[0].mean())
+    y = int(np.nonzero(right.any(axis=1))[0].mean())
+    clicked = colour_predictor.predict(image, "the red thing on the left", points=[(x, y, True)])
+    assert _iou(clicked.alpha, right) > 0.85
+    boxed = colour_predictor.predict(image, "the red thing", box=(x - 30, y - 30, x + 30, y + 30))
+    assert _iou(boxed.alpha, right) > 0.85
 
 
 def test_no_match_gives_an_unsure_guess_or_an_empty_matte():

@@ -97,9 +97,10 @@ class _ImageEntry:
 class ZeroShotPredictor(Predictor[_ImageEntry]):
     """Zero-shot referring matting with any open_clip CLIP held by a :class:`CLIPBackbone`.
 
-    The common predictor interface (:class:`clipmat.predictor.Predictor`); honours ``refine``
-    (default: ``config.matting``; False gives the chosen region's probability map, upsampled)
-    and ``candidate`` (an index into a result's ``candidates``).
+    The common predictor interface (:class:`clipmat.predictor.Predictor`); ``refine`` defaults
+    to ``config.matting`` (False gives the chosen regions' probability map, upsampled); the
+    candidates are every part's regions, in order, and ``candidate``, clicks and a box choose
+    among them.
 
     Args:
         backbone: the CLIP (OpenAI ViT-B/16, a tiny pretrained one, or random for tests).
@@ -110,8 +111,6 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         cache_size: how many photos' patch embeddings to keep.
         domain: what the CLIP was trained on.
     """
-
-    honours = frozenset({"refine", "candidate"})
 
     def __init__(
         self,
@@ -226,7 +225,7 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         [0, 1], similarity, box in photo pixels, area as a fraction of the photo, chosen)."""
         matting = self.config.matting if options.refine is None else options.refine
         return [
-            self._predict_one(image, p, s, options.candidate, matting)
+            self._predict_one(image, p, s, options.chosen, matting)
             for p, s in zip(phrases, settings, strict=True)
         ]
 
@@ -247,40 +246,47 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         image: EncodedImage[_ImageEntry],
         phrase: str,
         setting: str,
-        select: int | None,
+        select: frozenset[int] | None,
         matting: bool,
     ) -> MattingResult:
+        """One phrase (or union of phrases): every part's regions become the candidates, in
+        order; each part's own choice is matted, or the candidates ``select`` names."""
         parts = prompts.split_union(phrase)
-        if select is not None and len(parts) > 1:
-            raise ValueError("candidate= picks one region; it cannot be used with a phrase union")
         entry, rgb = image.features, image.photo.rgb
         classes = self._class_embeddings(parts)
         probs = dense.class_probabilities(
             entry.patches, classes, self.logit_scale, normalize_patches=False
         )
         cosine = dense.cosine_map(entry.patches, classes[: len(parts)], normalize_patches=False)
-        candidates: list[Candidate] = []
-        confidences: list[float] = []
-        kept: list[tuple[np.ndarray, float]] = []  # chosen region probability, its threshold
+        found = []  # (part, its probability map, its regions, its threshold, its own choice)
         for i, part in enumerate(parts):
             prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
             regions, threshold = self._regions(rgb, prob, cos, classes[i])
-            if not regions:
+            own = dense.choose_region(regions, prompts.position_preference(part)) if regions else -1
+            found.append((part, prob, regions, threshold, own))
+        total = sum(len(f[2]) for f in found)
+        if select is not None and any(k >= total for k in select):
+            raise ValueError(
+                f"candidate {max(select)} is out of range: {total} candidates for {phrase!r}"
+            )
+        candidates: list[Candidate] = []
+        confidences: list[float] = []
+        kept: list[tuple[np.ndarray, float]] = []  # chosen regions' probability, threshold
+        for part, prob, regions, threshold, own in found:
+            first = len(candidates)
+            if select is None:
+                picks = [own] if regions else []
+            else:
+                picks = [k for k in range(len(regions)) if first + k in select]
+            candidates += [
+                _candidate(part, r, k in picks, rgb.shape[:2]) for k, r in enumerate(regions)
+            ]
+            if not picks:
                 confidences.append(0.0)
                 continue
-            chosen = dense.choose_region(regions, prompts.position_preference(part))
-            if select is not None:
-                if select >= len(regions):
-                    raise ValueError(
-                        f"candidate={select} is out of range: {len(regions)} candidates for "
-                        f"{part!r}"
-                    )
-                chosen = select
-            candidates += [
-                _candidate(part, r, k == chosen, rgb.shape[:2]) for k, r in enumerate(regions)
-            ]
-            confidences.append(regions[chosen].share * regions[chosen].probability)
-            kept.append((dense.region_probability(prob, regions, chosen), threshold))
+            confidences.append(max(regions[k].share * regions[k].probability for k in picks))
+            chosen = [dense.region_probability(prob, regions, k) for k in picks]
+            kept.append((np.maximum.reduce(chosen), threshold))
         alpha, trimap = self._matte(rgb, entry, kept, matting)
         return MattingResult(
             alpha=alpha,
