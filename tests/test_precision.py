@@ -1,0 +1,130 @@
+"""The CPU paths of clipmat.precision: the attention rewrite is exact, int8 reaches every linear
+layer of both towers, both paths stay close to fp32, and bad requests are refused clearly."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import clipmat
+from clipmat import precision as prec
+from clipmat.evaluate import miniworld_items
+from clipmat.precision import SelfAttention, apply_precision, check_device, check_precision
+
+HAS_ONNX = all(importlib.util.find_spec(p) for p in ("onnx", "onnxruntime"))
+FAST = ["int8", pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ONNX, reason="no onnx"))]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> clipmat.CLIPMat:
+    torch.manual_seed(0)
+    return clipmat.create_model("clipmat-tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def mini_world() -> clipmat.CLIPMatPredictor:
+    return clipmat.load_predictor("mini-world", device="cpu")
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_self_attention_equals_multihead_attention(batch_first):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(32, 4, batch_first=batch_first).eval()
+    attn = SelfAttention(mha).eval()
+    x = torch.randn(2, 7, 32) if batch_first else torch.randn(7, 2, 32)
+    causal = torch.full((7, 7), float("-inf")).triu(1)
+    for mask in (None, causal, causal.isinf()):  # none, additive float, bool (True = blocked)
+        with torch.no_grad():
+            want = mha(x, x, x, need_weights=False, attn_mask=mask)[0]
+            got, weights = attn(x, x, x, need_weights=False, attn_mask=mask)
+        assert weights is None
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(NotImplementedError, match="self-attention"):
+        attn(x, torch.randn_like(x), torch.randn_like(x))
+
+
+def test_int8_quantizes_every_linear_layer_of_both_towers(tiny):
+    model = apply_precision(tiny, "int8")
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    clip = model.backbone.clip
+    for tower in (clip.visual.transformer, clip.transformer):
+        assert not any(isinstance(m, nn.MultiheadAttention) for m in tower.modules())
+        assert not any(type(m) is nn.Linear for m in tower.modules())
+        # per block: the q/k/v projection, the output projection and the two MLP layers
+        count = sum(isinstance(m, quantized) for m in tower.modules())
+        assert count == 4 * len(tower.resblocks)
+    # the rest of the model is untouched, and so is the fp32 model it came from
+    assert type(model.popup) is type(tiny.popup)
+    assert any(isinstance(m, nn.MultiheadAttention) for m in tiny.backbone.clip.modules())
+    with pytest.raises(ValueError, match="converted already"):
+        apply_precision(model, "int8")
+
+
+@pytest.mark.parametrize("precision", FAST)
+def test_visual_tokens_and_alpha_close_to_fp32(precision, tiny, mini_world):
+    fast = apply_precision(tiny, precision)
+    x = torch.rand(2, 3, 128, 192)  # another grid than the config's: any token count runs
+    with torch.inference_mode():
+        want = tiny.backbone.encode_image_levels(tiny.backbone.normalize(x))
+        got = fast.backbone.encode_image_levels(fast.backbone.normalize(x))
+        ref_feats, feats = tiny.encode_image(x), fast.encode_image(x)
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape
+        assert torch.nn.functional.cosine_similarity(a[:, 1:], b[:, 1:], dim=-1).min() > 0.99
+    assert (feats.detail - ref_feats.detail).abs().max() < 0.01
+    # the bundled (trained) model through the predictor: the same mattes within a hair
+    p = clipmat.CLIPMatPredictor(apply_precision(mini_world.model, precision), device="cpu")
+    for image, pairs in list(miniworld_items("expression", images=3)):
+        texts = [t for t, _ in pairs][:3]
+        for r, ref in zip(p.predict(image, texts), mini_world.predict(image, texts), strict=True):
+            assert r.alpha.shape == ref.alpha.shape
+            assert np.abs(r.alpha - ref.alpha).mean() < 0.01
+            assert np.abs(r.alpha - ref.alpha).max() < 0.25
+
+
+def test_fp32_is_the_model_itself(tiny):
+    assert apply_precision(tiny, "fp32") is tiny
+
+
+def test_unknown_precision_and_device_refused(tiny):
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; choose one of fp32, int8"):
+        apply_precision(tiny, "fp16")
+    with pytest.raises(ValueError, match="CPU only"):
+        check_device("int8", "cuda")
+    check_device("fp32", "cuda")
+    check_device("onnx" if HAS_ONNX else "int8", "cpu")
+
+
+def test_missing_onnx_runtime_says_what_to_install(monkeypatch, tiny):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        prec.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real(name, *a),
+    )
+    with pytest.raises(ValueError, match="needs onnxruntime: pip install onnx onnxruntime"):
+        check_precision("onnx")
+    with pytest.raises(ValueError, match="pip install"):
+        apply_precision(tiny, "onnx")
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="no onnx")
+def test_onnx_tower_cached_and_limited_to_its_levels(tiny, tmp_path, monkeypatch):
+    model = apply_precision(tiny, "onnx", cache_dir=tmp_path)
+    files = list(tmp_path.glob("tower-*.int8.onnx"))
+    assert len(files) == 1
+    monkeypatch.setattr(prec, "_export_quantized", lambda *a: pytest.fail("exported again"))
+    again = apply_precision(tiny, "onnx", cache_dir=tmp_path)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        a, b = model.encode_image(x), again.encode_image(x)
+    torch.testing.assert_close(a.tokens, b.tokens)
+    tower = model.backbone.clip.visual.transformer
+    with pytest.raises(NotImplementedError, match="fp32"):
+        tower(torch.zeros(1, 5, 128))
+    with pytest.raises(ValueError, match="levels"):
+        tower.forward_intermediates(torch.zeros(1, 5, 128), indices=[0])
