@@ -178,7 +178,8 @@ def test_wheel_works_from_another_folder(installed, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK (40, 60)" in out.stdout and "site-packages/clipmat/weights" in out.stdout
     for command in ("clipmat-app", "clipmat-demo", "clipmat-train", "clipmat-evaluate",
-                    "clipmat-download", "clipmat-push", "clipmat-generate"):  # fmt: skip
+                    "clipmat-download", "clipmat-push", "clipmat-generate",
+                    "clipmat-batch"):  # fmt: skip
         run = subprocess.run(
             [installed / "bin" / command, "--help"], cwd=tmp_path, env=env, capture_output=True
         )
