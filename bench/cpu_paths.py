@@ -1,0 +1,285 @@
+"""The CPU paths (``clipmat.precision``): a whole predict per precision beside the bare encoder.
+
+    python bench/cpu_paths.py [--repeats 5] [--threads N] [--json OUT]   # speed
+    python bench/cpu_paths.py --parity [--images 200] [--json OUT]       # parity with fp32
+    python bench/cpu_paths.py --smoke                                     # every row, tiny
+
+Speed (random weights: timing does not depend on them), interleaved: every round times one
+call of each row in turn, and each row's median over the rounds is reported, so load from
+other work on the machine falls on every row alike. The rows:
+
+- bare fp32 encoder at 512 px: open_clip's ViT-B/16 image tower (``clip.visual``: every block,
+  pooling, projection) on a 512x512 input, the reference of ``bench/predict_latency.py``;
+- bare fp32 encoder at 352 px: the same architecture built for 352 px, CLIPSeg's input and
+  encoder, as CLIPSeg's proxy (its decoder is small);
+- image tower, per precision: ``backbone.encode_image_levels`` at 512 px (the blocks CLIPMat
+  reads);
+- whole predict, per precision: ``CLIPMatPredictor(apply_precision(create_model(
+  "clipmat-vitb16"), p)).predict`` on a new 512x512 photo each call (nothing cached), one
+  expression.
+
+The target: a whole predict at 512 px in at most the time of the encoder at 352 px (ratio to
+the 352 px row at most 1.00). Process CPU seconds per call are printed beside the wall time
+(less sensitive to other work on the machine; ONNX Runtime's threads are counted too).
+
+Parity (``--parity``): on ViT-B/16 with random weights, the per-patch cosine to fp32 of the
+four visual token levels CLIPMat reads (level 4 is ``encode_image``'s tokens) on the example
+photos, also of what the blocks add to the embedded patches (stricter: random blocks change
+the tokens little); on the bundled mini-world model, ``clipmat.evaluate`` on held-out scenes,
+keyword and expression: grounding within 0.01 and MAD within 3% of fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import clipmat  # noqa: E402
+from clipmat.model.backbone import create_clip  # noqa: E402
+from clipmat.precision import PRECISIONS, apply_precision, check_precision  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PHRASE = "the cat with white and black fur"
+PARITY_COSINE = 0.99
+PARITY_GROUNDING = 0.01
+PARITY_MAD = 0.03
+
+
+def available_precisions() -> list[str]:
+    """The precisions this machine can run (onnx needs onnx and onnxruntime)."""
+    out = []
+    for p in PRECISIONS:
+        try:
+            check_precision(p)
+            out.append(p)
+        except ValueError as err:
+            print(f"skipping {p}: {err}")
+    return out
+
+
+def blocky_photo(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A new (side, side, 3) uint8 photo of 8-pixel blocks (like bench/predict_latency.py)."""
+    base = rng.integers(0, 256, (side // 8 + 1, side // 8 + 1, 3), dtype=np.uint8)
+    return np.kron(base, np.ones((8, 8, 1), np.uint8))[:side, :side].copy()
+
+
+def interleaved(rows: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict]:
+    """Median wall and CPU seconds of each row, timed one call per row per round, in turn,
+    after one untimed call of each."""
+    for fn in rows.values():
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in rows}
+    cpu: dict[str, list[float]] = {k: [] for k in rows}
+    for _ in range(repeats):
+        for name, fn in rows.items():
+            c, t = time.process_time(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return {
+        k: {"wall_s": statistics.median(wall[k]), "cpu_s": statistics.median(cpu[k])} for k in rows
+    }
+
+
+def speed_rows(arch: str, side: int, proxy_side: int, precisions: list[str]) -> tuple[dict, dict]:
+    """(row name -> callable, precision -> seconds apply_precision took)."""
+    torch.manual_seed(0)
+    model = clipmat.create_model(arch).eval()
+    cfg = model.cfg.clip
+    proxy_vision = {**cfg.vision, "image_size": proxy_side}
+    proxy = create_clip(dataclasses.replace(cfg, vision=proxy_vision)).visual.eval()
+    x = model.backbone.normalize(torch.rand(1, 3, side, side))
+    xp = model.backbone.normalize(torch.rand(1, 3, proxy_side, proxy_side))
+    rng = np.random.default_rng(0)
+    rows: dict[str, Callable[[], object]] = {
+        f"bare fp32 encoder {side}": _no_grad(lambda: model.backbone.clip.visual(x)),
+        f"bare fp32 encoder {proxy_side} (CLIPSeg proxy)": _no_grad(lambda: proxy(xp)),
+    }
+    setup = {}
+    for p in precisions:
+        start = time.perf_counter()
+        m = apply_precision(model, p)
+        setup[p] = time.perf_counter() - start
+        predictor = clipmat.CLIPMatPredictor(m, name=p, device="cpu")
+        rows[f"image tower {p}"] = _no_grad(lambda m=m: m.backbone.encode_image_levels(x))
+        rows[f"whole predict {p}"] = _new_photo_predict(predictor, rng, side)
+    return rows, setup
+
+
+def _no_grad(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode():
+            return fn()
+
+    return run
+
+
+def _new_photo_predict(predictor, rng: np.random.Generator, side: int) -> Callable[[], object]:
+    """A call that predicts on a photo made before the clock starts (new every call)."""
+    photos = [blocky_photo(rng, side)]
+
+    def run() -> object:
+        photo = photos.pop()
+        photos.append(blocky_photo(rng, side))  # the next call's photo, made now
+        return predictor.predict(photo, PHRASE)
+
+    return run
+
+
+def run_speed(args: argparse.Namespace) -> dict:
+    precisions = available_precisions()
+    rows, setup = speed_rows(args.model, args.side, args.proxy_side, precisions)
+    timings = interleaved(rows, args.repeats)
+    bare = timings[f"bare fp32 encoder {args.side}"]["wall_s"]
+    proxy = timings[f"bare fp32 encoder {args.proxy_side} (CLIPSeg proxy)"]["wall_s"]
+    print(
+        f"{args.model}, {args.side}x{args.side} photo, {torch.get_num_threads()} threads, "
+        f"{args.repeats} interleaved rounds, medians"
+    )
+    print(f"| row | wall s | CPU s | / bare {args.side} | / bare {args.proxy_side} |")
+    print("|---|---|---|---|---|")
+    for name, t in timings.items():
+        t["ratio_bare"], t["ratio_proxy"] = t["wall_s"] / bare, t["wall_s"] / proxy
+        print(
+            f"| {name} | {t['wall_s']:.3f} | {t['cpu_s']:.3f} | {t['ratio_bare']:.2f} | "
+            f"{t['ratio_proxy']:.2f} |"
+        )
+    for p in precisions:
+        whole = timings[f"whole predict {p}"]["ratio_proxy"]
+        verdict = "meets" if whole <= 1.0 else "misses"
+        print(
+            f"{p}: whole predict / CLIPSeg proxy {whole:.2f} ({verdict} the target <= 1.00); "
+            f"apply_precision took {setup[p]:.1f} s"
+        )
+    return {"threads": torch.get_num_threads(), "timings": timings, "setup_s": setup}
+
+
+def cosine_rows(arch: str, side: int, precisions: list[str]) -> dict[str, dict]:
+    """Per-patch cosine to fp32 of each token level on the example photos, and of the blocks'
+    update (level minus embedded patches): {precision: {"level1": (min, mean), ...}}."""
+    from PIL import Image
+
+    torch.manual_seed(0)
+    model = clipmat.create_model(arch).eval()
+    photos = sorted((ROOT / "examples").glob("*.jpg"))
+    images = [
+        torch.from_numpy(np.asarray(Image.open(p).convert("RGB").resize((side, side))).copy())
+        for p in photos
+    ]
+    x = torch.stack(images).permute(0, 3, 1, 2).float() / 255
+    with torch.inference_mode():
+        xn = model.backbone.normalize(x)
+        embedded, _ = model.backbone._embed_patches(xn)
+        ref = model.backbone.encode_image_levels(xn)
+    out = {}
+    for p in precisions:
+        if p == "fp32":
+            continue
+        m = apply_precision(model, p)
+        with torch.inference_mode():
+            levels = m.backbone.encode_image_levels(xn)
+        row = {}
+        for i, (a, b) in enumerate(zip(levels, ref, strict=True), start=1):
+            row[f"level{i}"] = _cosine(a[:, 1:], b[:, 1:])
+            row[f"level{i} update"] = _cosine((a - embedded)[:, 1:], (b - embedded)[:, 1:])
+        out[p] = row
+    return out
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """(min, mean) per-token cosine of (B, N, D) tensors."""
+    cos = torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)
+    return float(cos.min()), float(cos.mean())
+
+
+def miniworld_rows(precisions: list[str], images: int) -> dict[str, dict]:
+    """``clipmat.evaluate`` of the bundled mini-world model per precision and setting."""
+    from clipmat.evaluate import evaluate, miniworld_items, predictor_fn
+
+    base = clipmat.load_predictor("mini-world", device="cpu").model
+    out: dict[str, dict] = {}
+    for p in precisions:
+        predictor = clipmat.CLIPMatPredictor(apply_precision(base, p), name=p, device="cpu")
+        for setting in ("keyword", "expression"):
+            r = evaluate(predictor_fn(predictor, setting), miniworld_items(setting, images))
+            out.setdefault(p, {})[setting] = {
+                k: r[k] for k in ("n", "grounding_accuracy", "mad", "sad", "selection_accuracy")
+            }
+    return out
+
+
+def run_parity(args: argparse.Namespace) -> dict:
+    precisions = available_precisions()
+    cos = cosine_rows(args.model, args.side, precisions)
+    print(f"{args.model}, random weights, example photos at {args.side} px: per-patch cosine")
+    print("| precision | level | min | mean | update min | update mean |")
+    print("|---|---|---|---|---|---|")
+    for p, row in cos.items():
+        for i in range(1, 5):
+            (lo, mean), (ulo, umean) = row[f"level{i}"], row[f"level{i} update"]
+            print(f"| {p} | {i} | {lo:.5f} | {mean:.5f} | {ulo:.5f} | {umean:.5f} |")
+        worst = min(row[f"level{i}"][0] for i in range(1, 5))
+        verdict = "holds" if worst >= PARITY_COSINE else "fails"
+        print(f"{p}: worst per-patch cosine {worst:.5f} ({verdict}: >= {PARITY_COSINE})")
+    mw = miniworld_rows(precisions, args.images)
+    print(f"\nmini-world model, {args.images} held-out scenes")
+    print(
+        "| precision | setting | n | grounding | MAD | selection | grounding - fp32 | MAD / fp32 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for p, settings in mw.items():
+        for setting, r in settings.items():
+            ref = mw["fp32"][setting]
+            r["grounding_delta"] = r["grounding_accuracy"] - ref["grounding_accuracy"]
+            r["mad_ratio"] = r["mad"] / ref["mad"]
+            print(
+                f"| {p} | {setting} | {r['n']} | {r['grounding_accuracy']:.3f} | {r['mad']:.4f} "
+                f"| {r['selection_accuracy']:.3f} | {r['grounding_delta']:+.3f} | "
+                f"{r['mad_ratio']:.3f} |"
+            )
+        ok = all(
+            abs(r["grounding_delta"]) <= PARITY_GROUNDING and abs(r["mad_ratio"] - 1) <= PARITY_MAD
+            for r in settings.values()
+        )
+        print(f"{p}: mini-world parity {'holds' if ok else 'fails'}")
+    return {"cosine": cos, "miniworld": mw}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parity", action="store_true", help="parity with fp32, not speed")
+    parser.add_argument("--model", default="clipmat-vitb16")
+    parser.add_argument("--side", type=int, default=512, help="photo side in pixels")
+    parser.add_argument("--proxy-side", type=int, default=352, help="CLIPSeg's input side")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--images", type=int, default=200, help="mini-world scenes (--parity)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--smoke", action="store_true", help="every row on clipmat-tiny, small")
+    parser.add_argument("--json", help="write the numbers here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.smoke:
+        args.model, args.side, args.proxy_side, args.repeats, args.images = (
+            "clipmat-tiny", 128, 96, 1, 2,
+        )  # fmt: skip
+    result = run_parity(args) if args.parity else run_speed(args)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), **result}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
