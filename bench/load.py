@@ -1,7 +1,7 @@
 """Load test of the app: concurrent gradio_client clients against a local server.
 
     python bench/load.py [--clients 16] [--requests 5] [--predictor random-tiny]
-                         [--max-disk-mb 1024] [--url URL]
+                         [--max-disk-mb 1024] [--url URL] [--matte-slots N] [--threads N]
 
 Each client sends one /matte and then /edit requests with changing settings (the way a person
 matting once and editing several times does), on its own phrase, as its own user (its own
@@ -11,6 +11,12 @@ in a fresh temporary folder; a --url must point at this machine (127.0.0.1/local
 memory and disk are not measured. Prints p50/p95 latency per endpoint, the server's peak
 memory (its resident-set high-water mark), its disk use (peak while running and at the end)
 and the count of failed and lost requests (target: none).
+
+``--matte-slots N`` (mattes computed at once) and ``--threads N`` (torch's intra-op threads) start
+the app with those settings: the launcher sets them in the app's process before it starts
+(the matte service's slots and the /matte events' concurrency limit; ``torch.set_num_threads``)
+and also passes them as the environment variables CLIPMAT_MATTE_SLOTS and CLIPMAT_TORCH_THREADS.
+``bench/threads.py`` runs this for several settings side by side.
 """
 
 from __future__ import annotations
@@ -41,6 +47,25 @@ EDITS = [
     ("cutout", [], 0.6, "#2563eb"),
 ]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
+# Starts the app (clipmat_app.cli.main with argv[3:]) with argv[1] matte slots and argv[2] torch
+# threads (0: the app's own setting). The slots reach both places the app reads them when it is
+# built: the MatteService that build_app makes (slots) and the /matte events' concurrency limit
+# (clipmat_app.ui.MATTE_CONCURRENCY, set once the UI module is imported, before the page is built).
+LAUNCHER = """
+import sys
+slots, threads = int(sys.argv[1]), int(sys.argv[2])
+if threads > 0:
+    import torch
+    torch.set_num_threads(threads)
+import clipmat_app.cli as cli
+if slots > 0:
+    import clipmat_app.service as service
+    def make_service(*args, **kwargs):
+        sys.modules["clipmat_app.ui"].MATTE_CONCURRENCY = slots
+        return service.MatteService(*args, **{**kwargs, "matte_slots": slots})
+    cli.MatteService = make_service
+cli.main(sys.argv[3:])
+"""
 
 
 def client_session(url: str, index: int, requests: int, predictor: str) -> list[tuple]:
@@ -68,17 +93,29 @@ def client_session(url: str, index: int, requests: int, predictor: str) -> list[
 class Server:
     """`python app.py` in a subprocess with its own temporary folder; samples its disk use."""
 
-    def __init__(self, predictor: str, max_disk_mb: float) -> None:
+    def __init__(
+        self,
+        predictor: str,
+        max_disk_mb: float,
+        *,
+        matte_slots: int | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.temp = tempfile.TemporaryDirectory(prefix="clipmat-load-")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/"
         env = dict(os.environ, TMPDIR=self.temp.name, GRADIO_ANALYTICS_ENABLED="False")
-        cmd = [sys.executable, str(ROOT / "app.py"), "--predictor", predictor, "--port",
-               str(port), "--max-disk-mb", str(max_disk_mb),
-               "--client-address", "forwarded"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        app_args = ["--predictor", predictor, "--port", str(port), "--max-disk-mb",
+                    str(max_disk_mb), "--client-address", "forwarded"]  # fmt: skip
+        cmd = [sys.executable, str(ROOT / "app.py"), *app_args]
+        if matte_slots or threads:
+            env["CLIPMAT_MATTE_SLOTS"] = str(matte_slots or "")
+            env["CLIPMAT_TORCH_THREADS"] = str(threads or "")
+            settings = [str(matte_slots or 0), str(threads or 0)]
+            cmd = [sys.executable, "-c", LAUNCHER, *settings, *app_args]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=ROOT)
         self.peak_disk = 0
         self._stop = threading.Event()
         deadline = time.perf_counter() + 120
@@ -127,19 +164,36 @@ class Server:
         return left
 
 
+def latencies(records: list[tuple]) -> dict[str, tuple[int, float, float]]:
+    """{endpoint: (answered requests, p50 s, p95 s)} of the requests that succeeded."""
+    out = {}
+    for endpoint in ("/matte", "/edit"):
+        times = sorted(r[1] for r in records if r[0] == endpoint and r[1] is not None)
+        if times:
+            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+            out[endpoint] = (len(times), statistics.median(times), p95)
+    return out
+
+
+def run_clients(
+    url: str, clients: int, requests: int, predictor: str, timeout: float
+) -> tuple[list[tuple], float]:
+    """Every client's session at once: (the records of the sessions that ended, wall s)."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as ex:
+        jobs = [ex.submit(client_session, url, i, requests, predictor) for i in range(clients)]
+        done, _ = wait(jobs, timeout=timeout)
+    wall = time.perf_counter() - start
+    return [r for job in done for r in job.result()], wall
+
+
 def report(records: list[tuple], clients: int, requests: int, name: str, wall: float) -> int:
     """Print the latency lines; returns the count of failed and lost requests."""
     lost = clients * requests - len(records)
     failed = [r for r in records if r[1] is None]
     print(f"{clients} clients x {requests} requests on {name}, {wall:.1f} s wall")
-    for endpoint in ("/matte", "/edit"):
-        times = sorted(r[1] for r in records if r[0] == endpoint and r[1] is not None)
-        if times:
-            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-            print(
-                f"  {endpoint:7s} n={len(times):3d}  p50 {statistics.median(times):.3f} s"
-                f"  p95 {p95:.3f} s"
-            )
+    for endpoint, (n, p50, p95) in latencies(records).items():
+        print(f"  {endpoint:7s} n={n:3d}  p50 {p50:.3f} s  p95 {p95:.3f} s")
     print(f"  failed {len(failed)}, lost {lost}")
     for r in failed[:5]:
         print(f"    {r[0]}: {r[2][:200]}")
@@ -154,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-disk-mb", type=float, default=1024, help="the app's disk budget")
     parser.add_argument("--url", help="an app already running on this machine")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run")
+    parser.add_argument("--matte-slots", type=int, help="mattes computed at once in the app")
+    parser.add_argument("--threads", type=int, help="torch threads in the app")
     args = parser.parse_args(argv)
     server = None
     if args.url:
@@ -161,18 +217,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--url must be on this machine (127.0.0.1 or localhost)")
         url = args.url
     else:
-        server = Server(args.predictor, args.max_disk_mb)
+        server = Server(
+            args.predictor, args.max_disk_mb, matte_slots=args.matte_slots, threads=args.threads
+        )
         url = server.url
     idle = server.memory()[0] if server else 0
-    start = time.perf_counter()
-    with ThreadPoolExecutor(args.clients) as ex:
-        jobs = [
-            ex.submit(client_session, url, i, args.requests, args.predictor)
-            for i in range(args.clients)
-        ]
-        done, _ = wait(jobs, timeout=args.timeout)
-    wall = time.perf_counter() - start
-    records = [r for job in done for r in job.result()]
+    records, wall = run_clients(url, args.clients, args.requests, args.predictor, args.timeout)
     bad = report(records, args.clients, args.requests, args.predictor, wall)
     if server is not None:
         now, peak = server.memory()
