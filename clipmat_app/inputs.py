@@ -51,10 +51,20 @@ class Upload:
         photo: the pixels ((H, W, 3) uint8 RGB, EXIF-rotated, at most MAX_SIDE on the longer
             side) and their key, handed to the predictor as they are.
         notes: what was done to it that the user should know (e.g. scaled down).
+        original: the photo at its own size when it was scaled down and asked for (for the
+            downloads; not to be kept past the request), else None.
+        own_size: (width, height) of the photo at its own size: the frame of clicks and boxes.
     """
 
     photo: Photo
     notes: list[str] = field(default_factory=list)
+    original: np.ndarray | None = field(default=None, repr=False)
+    own_size: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the photo at its own size."""
+        return self.own_size or (self.rgb.shape[1], self.rgb.shape[0])
 
     @property
     def rgb(self) -> np.ndarray:
@@ -70,7 +80,9 @@ def decode_budget(max_pixels: int) -> int:
     return DECODE_BYTES_PER_PIXEL * max_pixels + DECODE_OVERHEAD_BYTES
 
 
-def read_photo(src: Any, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> Upload:
+def read_photo(
+    src: Any, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, keep_original: bool = False
+) -> Upload:
     """Load a photo for matting under the size and memory policy.
 
     Args:
@@ -79,6 +91,8 @@ def read_photo(src: Any, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXE
         max_pixels: files with more pixels than this, or whose decoding would take more memory
             than :func:`decode_budget` of it (judged from the header), are refused before they
             are decoded, so a small file cannot expand past the budget.
+        keep_original: keep the photo at its own size in ``Upload.original`` when it was
+            scaled down (decoded once, for the downloads at full size).
 
     Raises:
         ValueError: for a missing, corrupt or oversized image, saying what is accepted.
@@ -89,15 +103,16 @@ def read_photo(src: Any, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXE
         rgb = load_image(src, max_pixels=max_pixels, max_bytes=decode_budget(max_pixels))
     except (ImageInputError, FileNotFoundError) as err:
         raise ValueError(_user_message(str(err), src)) from None
-    notes = []
     height, width = rgb.shape[:2]
-    rgb, scale = limit_size(rgb, max_side)
-    if scale != 1.0:
-        notes.append(
-            f"the photo was {width}x{height}; it was scaled to {rgb.shape[1]}x{rgb.shape[0]} "
-            f"(the longest side this app mattes is {max_side} px)"
-        )
-    return Upload(Photo(rgb, fingerprint(rgb)), notes)
+    small, scale = limit_size(rgb, max_side)
+    if scale == 1.0:
+        return Upload(Photo(rgb, fingerprint(rgb)))
+    note = (
+        f"the photo is {width}x{height}; it was scaled to {small.shape[1]}x{small.shape[0]} "
+        f"for matting (the longest side this app mattes is {max_side} px)"
+    )
+    original = rgb if keep_original else None
+    return Upload(Photo(small, fingerprint(small)), [note], original, (width, height))
 
 
 def phrase_problem(text: Any) -> str | None:

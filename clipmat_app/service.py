@@ -5,170 +5,49 @@ Nothing here imports gradio, so the figure script, the benchmarks and the tests 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import os
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 import editing
-from clipmat.predictor import MattingResult
-from clipmat_app.inputs import MAX_PIXELS, MAX_SIDE, clean_phrase, read_photo
+from clipmat.predictor import OPTIONS
+from clipmat_app.edits import (  # noqa: F401  (re-exported: the app's edit settings)
+    COLOR_HINT,
+    DEFAULT_COLOR,
+    EFFECTS,
+    MODES,
+    EditSettings,
+    apply_edit,
+)
+from clipmat_app.inputs import MAX_PIXELS, MAX_SIDE, PHRASE_HINT, clean_phrase, read_photo
+from clipmat_app.mattes import FILES, Matte  # noqa: F401  (re-exported)
 from clipmat_app.pool import PredictorPool
+from clipmat_app.prompts import Prompts
 from clipmat_app.storage import Storage
+from clipmat_app.views import (  # noqa: F401  (overlay and its colours re-exported)
+    OVERLAY_COLOR,
+    OVERLAY_OPACITY,
+    candidate_rows,
+    draw_prompts,
+    overlay,
+)
+from editing.export import write_bytes_atomic
 
-OVERLAY_COLOR = (255, 48, 112)  # tint of the matted object in the overlay view
-OVERLAY_OPACITY = 0.55
-MODES = ("highlight", "background", "color", "cutout")
-EFFECTS = editing.EFFECTS
 MATTE_CONCURRENCY = 2  # mattes computed at once by one service, whatever the endpoint
-DEFAULT_COLOR = "#2563eb"
-COLOR_HINT = "a colour such as '#2563eb', 'rgb(37, 99, 235)' or 'orange'"
-FILES = ("matte", "matte16", "cutout", "overlay")  # the files every matte has
-
-
-def overlay(photo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The photo with the matted object tinted, to check at a glance what was picked.
-
-    Args:
-        photo: (H, W, 3) uint8 RGB.
-        alpha: (H, W) float32 in [0, 1].
-
-    Returns:
-        (H, W, 3) uint8 RGB.
-    """
-    weight = (alpha * np.float32(OVERLAY_OPACITY))[..., None]
-    tint = np.asarray(OVERLAY_COLOR, np.float32)
-    out = photo.astype(np.float32) * (1.0 - weight) + tint * weight
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class EditSettings:
-    """One edit of a matte, as the app's controls set it.
-
-    Attributes:
-        mode: "highlight", "background", "color" or "cutout".
-        effects: highlight effects (editing.EFFECTS); none means "dim".
-        strength: highlight strength in [0, 1].
-        color: colour for "color" and the "tint" effect (hex, rgb() or a CSS name).
-        background: a photo for "background" (path or array); None blurs the photo's own.
-    """
-
-    mode: str = "highlight"
-    effects: tuple[str, ...] = ("dim",)
-    strength: float = 0.6
-    color: str = DEFAULT_COLOR
-    background: Any = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(
-                f"unknown edit mode {str(self.mode)[:40]!r}; choose one of {', '.join(MODES)}"
-            )
-        unknown = [str(e)[:40] for e in self.effects if e not in EFFECTS]
-        if unknown:
-            raise ValueError(f"unknown effect(s) {unknown}; choose from {', '.join(EFFECTS)}")
-        strength = self.strength
-        if isinstance(strength, bool) or not isinstance(strength, int | float | np.number):
-            raise ValueError(
-                f"strength must be a number from 0 to 1, got {type(strength).__name__}"
-            )
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"strength must be a number from 0 to 1, got {strength!r}")
-        if not isinstance(self.color, str | tuple):
-            raise ValueError(f"the colour must be text, {COLOR_HINT}")
-        editing.parse_color(self.color)
-
-
-def apply_edit(
-    matte: editing.MatteEdit,
-    settings: EditSettings,
-    *,
-    max_side: int = MAX_SIDE,
-    max_pixels: int = MAX_PIXELS,
-) -> np.ndarray:
-    """Apply one edit to a matte whose foreground estimate is kept between edits.
-
-    A background photo is read under the same size and memory policy as the photo.
-
-    Returns:
-        (H, W, 3) uint8 RGB, or (H, W, 4) uint8 RGBA for "cutout".
-    """
-    if settings.mode == "highlight":
-        effect = "+".join(settings.effects) or "dim"
-        return matte.highlight(
-            effect=effect, strength=float(settings.strength), tint_color=settings.color
-        )
-    if settings.mode == "background":
-        if settings.background is None:
-            return matte.replace_background("blur")
-        backdrop = read_photo(settings.background, max_side=max_side, max_pixels=max_pixels).rgb
-        return matte.replace_background(backdrop)
-    if settings.mode == "color":
-        return matte.fill_color(settings.color)
-    return matte.cutout()
-
-
-@dataclass
-class Matte:
-    """A matte made by the app, with what its edits and downloads need.
-
-    Attributes:
-        key: (photo digest, phrase, predictor) joined; also the name of its folder.
-        photo: the photo as matted, (H, W, 3) uint8.
-        result: the predictor's output.
-        edit: the photo and matte with their foreground estimate, for fast edits.
-        notes: messages for the user (size policy, phrase, grounding).
-        folder: where its files are written.
-    """
-
-    key: str
-    photo: np.ndarray
-    result: MattingResult
-    edit: editing.MatteEdit
-    notes: list[str]
-    folder: Path
-
-    def file(self, stem: str, array: np.ndarray) -> Path:
-        """Write ``array`` as ``<folder>/<stem>.png`` and return the path.
-
-        The file is replaced atomically (a reader sees the old file or the new one, never a
-        part); the folder is made again if a disk budget removed it meanwhile.
-        """
-        path = self.folder / f"{stem}.png"
-        for attempt in range(2):
-            self.folder.mkdir(parents=True, exist_ok=True)
-            try:
-                editing.save_png(array, path)
-                break
-            except FileNotFoundError:
-                if attempt:
-                    raise
-        return path
-
-    def write_files(self) -> None:
-        """Write the files every matte has (see FILES), or mark them as just used when they are
-        all there (a disk budget removes the least recently used files first)."""
-        try:
-            for stem in FILES:
-                os.utime(self.folder / f"{stem}.png")
-            return
-        except FileNotFoundError:
-            pass
-        alpha = self.result.alpha
-        self.file("cutout", self.edit.cutout())
-        self.file("matte16", editing.matte_to_bits(alpha, 16))
-        self.file("matte", editing.matte_to_bits(alpha, 8))
-        self.file("overlay", overlay(self.photo, alpha))
+EMPTY_PHRASE = (
+    f"the phrase is empty: {PHRASE_HINT}; or, with no phrase, draw a box around the object or "
+    "click on it (a positive click), which mattes it with no model"
+)
 
 
 class MatteService:
@@ -222,44 +101,116 @@ class MatteService:
         predictor: str,
         *,
         refine: bool = False,
+        prompts: Prompts | None = None,
+        downloads: bool = True,
         progress: Callable | None = None,
     ) -> Matte:
         """The matte of ``phrase`` on ``image`` by ``predictor``, from the cache when it is there.
 
         ``refine`` is ``predict``'s: the transition band matted in closed form (False: the
         predictor's own alpha; for the zero-shot predictor, its coarse probability map).
-        Identical requests at the same time compute the matte once; at most ``matte_slots``
-        mattes are computed at once.
+        ``prompts`` are the user's clicks, box and candidate in the photo's own pixels; with a
+        box or a positive click the phrase may be empty (matted with no model). ``downloads``
+        False writes the views only, leaving the cutout and 16-bit matte for later
+        (:meth:`downloads`; an edit needs none). Identical requests at the same time compute
+        the matte once; at most ``matte_slots`` mattes are computed at once.
 
         Raises:
-            ValueError / TypeError: for a bad photo, phrase or predictor, with what is accepted.
+            ValueError / TypeError: for a bad photo, phrase, prompt or predictor, with what is
+                accepted.
         """
         step = progress or (lambda *a, **k: None)
-        text, phrase_notes = clean_phrase(phrase)
+        prompts = prompts or Prompts()
+        text, phrase_notes = _phrase(phrase, prompts)
         step(0.05, desc="Reading the photo")
-        photo = read_photo(image, max_side=self.max_side, max_pixels=self.max_pixels)
-        key = hashlib.blake2b(
-            f"{photo.key}|{predictor}|{text}|{refine}".encode(), digest_size=12
-        ).hexdigest()
+        upload = read_photo(
+            image, max_side=self.max_side, max_pixels=self.max_pixels, keep_original=downloads
+        )
+        prompts = prompts.fitted(*upload.size)
+        if not text:  # a box or clicks alone: no model, no candidates
+            prompts = dataclasses.replace(prompts, candidate=None)
+        described = f"{upload.key}|{predictor if text else ''}|{text}|{refine}|{prompts!r}"
+        key = hashlib.blake2b(described.encode(), digest_size=12).hexdigest()
         with self._exclusive(key):
-            found = self.lookup(key)
-            if found is not None:
-                return found
-            step(0.2, desc=f"Matting '{text}' with {predictor}")
-            with self._slot():
-                result = self.pool.predict(predictor, photo.photo, text, refine=refine)
-                notes = photo.notes + phrase_notes
-                if result.unsure:
-                    notes.append(
-                        f"unsure: the model is not confident it found '{text}' "
-                        f"(confidence {result.confidence:.2f}); try a more specific phrase"
-                    )
-                edit = editing.MatteEdit(photo.rgb, result.alpha)
-                matte = Matte(key, photo.rgb, result, edit, notes, self.workdir / key)
-                step(0.7, desc="Estimating the object's colours")
-                matte.write_files()
-            self._keep(matte)
+            matte = self.lookup(key)
+            if matte is None:
+                step(0.2, desc=f"Matting '{text}' with {predictor}" if text else "Matting the box")
+                with self._slot():
+                    matte = self._compute(key, upload, text, predictor, refine, prompts)
+                    matte.notes[:0] = phrase_notes
+                    step(0.7, desc="Estimating the object's colours")
+                    matte.write_files(upload.original, downloads=downloads)
+                self._keep(matte)
+            elif downloads and not matte.has_downloads:
+                with self._slot():
+                    matte.write_files(upload.original)
         return matte
+
+    def downloads(self, key: str, image: Any) -> Matte | None:
+        """The cached matte ``key`` with its downloads written (the photo ``image`` is read
+        again only when it was matted scaled down); None when it left the cache."""
+        matte = self.lookup(key)
+        if matte is None or matte.has_downloads:
+            return matte
+        with self._exclusive(key), self._slot():
+            original = None
+            if matte.scaled:
+                upload = read_photo(
+                    image, max_side=self.max_side, max_pixels=self.max_pixels, keep_original=True
+                )
+                if upload.key != matte.photo_key:  # not this photo's matte
+                    return None
+                original = upload.original
+            matte.write_files(original)
+        return matte
+
+    def _compute(
+        self, key: str, upload: Any, text: str, predictor: str, refine: bool, prompts: Prompts
+    ) -> Matte:
+        """Run the predictor (or, with no phrase, the box and clicks alone) on ``upload``."""
+        width, height = upload.size
+        scale_x, scale_y = upload.rgb.shape[1] / width, upload.rgb.shape[0] / height
+        on_photo = prompts.scaled(scale_x, scale_y)
+        options: dict[str, Any] = {"refine": refine}
+        if on_photo.points:
+            options["points"] = on_photo.points
+        if on_photo.box is not None:
+            options["box"] = on_photo.box
+        if text:
+            if on_photo.candidate is not None:
+                options["candidate"] = on_photo.candidate
+            self._check_options(predictor, on_photo)
+            result = self.pool.predict(predictor, upload.photo, text, **options)
+        else:  # any predictor mattes a box and clicks alone, with no model and no lock
+            result = self.pool.get(predictor).predict(upload.photo, "", **options)
+        notes = list(upload.notes)
+        if notes and (width, height) != (upload.rgb.shape[1], upload.rgb.shape[0]):
+            notes[-1] += f"; the cutout and matte downloads are at its own size, {width}x{height}"
+        if result.confidence < result.threshold and not result.out_of_domain:  # else its note
+            notes.append(
+                f"unsure: the model is not confident it found '{text}' "
+                f"(confidence {result.confidence:.2f}); try a more specific phrase, or click "
+                "on the object or draw a box around it"
+            )
+        edit = editing.MatteEdit(upload.rgb, result.alpha)
+        rows = candidate_rows(result, scale_x, scale_y)
+        folder = self.workdir / key
+        return Matte(
+            key, upload.rgb, result, edit, notes, folder, prompts, upload.size, rows, upload.key
+        )
+
+    def _check_options(self, name: str, prompts: Prompts) -> None:
+        """Refuse clicks or a box for a predictor that cannot take them with a phrase, saying
+        what works instead (the predictor's own error names the option only)."""
+        honours = getattr(self.pool.get(name), "honours", frozenset(OPTIONS))
+        wanted = {"points": bool(prompts.points), "box": prompts.box is not None}
+        refused = [option for option, given in wanted.items() if given and option not in honours]
+        if refused:
+            raise ValueError(
+                f"the {name} predictor cannot use clicks or a box with a phrase yet; press "
+                "'Clear clicks and box' (API: points and box empty), or empty the phrase: a box "
+                "or a positive click alone is matted with no model"
+            )
 
     @contextmanager
     def _exclusive(self, key: str) -> Iterator[None]:
@@ -306,15 +257,49 @@ class MatteService:
 
     def lookup(self, key: str) -> Matte | None:
         """The cached matte with this key (``Matte.key``), or None when it was evicted; its
-        files are written again if a disk budget removed them."""
+        views (and the downloads that need no full-size photo) are written again if a disk
+        budget removed them."""
         with self._lock:
             if key not in self._cache:
                 return None
             self._cache.move_to_end(key)
             self.stats["hits"] += 1
             matte = self._cache[key]
-        matte.write_files()
+        matte.write_files(downloads=False)
         return matte
+
+    def view(
+        self,
+        image: Any,
+        prompts: Prompts,
+        corner: tuple[float, float] | None = None,
+        key: str | None = None,
+    ) -> tuple[Path, tuple[int, int], tuple[int, int]]:
+        """The overlay view with the clicks, the box and a box's first ``corner`` drawn (all in
+        the photo's own pixels): on the overlay of the cached matte ``key``, else on the photo
+        itself (before any matte; read here).
+
+        Returns:
+            (the picture's path, the photo's own (width, height), the picture's (width, height)).
+        """
+        matte = self.lookup(key) if key else None
+        if matte is not None:
+            base, size, tag = overlay(matte.photo, matte.result.alpha), matte.own_size, matte.key
+        else:
+            upload = read_photo(image, max_side=self.max_side, max_pixels=self.max_pixels)
+            base, size, tag = upload.rgb, upload.size, upload.key
+        scale_x, scale_y = base.shape[1] / size[0], base.shape[0] / size[1]
+        spot = None if corner is None else (corner[0] * scale_x, corner[1] * scale_y)
+        drawn = draw_prompts(base, prompts.scaled(scale_x, scale_y), spot)
+        folder = hashlib.blake2b(tag.encode(), digest_size=8).hexdigest()
+        name = hashlib.blake2b(f"{tag}|{prompts!r}|{corner!r}".encode(), digest_size=8).hexdigest()
+        path = self.workdir / f"view-{folder}" / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(".jpg", drawn[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+        write_bytes_atomic(path, encoded)
+        if self.storage is not None:
+            self.storage.enforce()
+        return path, size, (base.shape[1], base.shape[0])
 
     def edit_file(self, matte: Matte, settings: EditSettings) -> Path:
         """Apply ``settings`` to ``matte`` and write the result as a PNG; returns its path."""
@@ -325,6 +310,9 @@ class MatteService:
             backdrop = hashlib.blake2b(backdrop).hexdigest()
         described = (settings.mode, settings.effects, settings.strength, settings.color, backdrop)
         tag = hashlib.blake2b(repr(described).encode(), digest_size=8).hexdigest()
+        if not matte.foreground_ready:  # the heavy part, bounded with the mattes
+            with self._slot():
+                matte.estimate_foreground()
         array = apply_edit(matte.edit, settings, max_side=self.max_side, max_pixels=self.max_pixels)
         path = matte.file(f"edit-{settings.mode}-{tag}", array)
         if self.storage is not None:
@@ -336,3 +324,13 @@ class MatteService:
         with self._lock:
             self._cache.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _phrase(phrase: Any, prompts: Prompts) -> tuple[str, list[str]]:
+    """The phrase read (see clean_phrase) and its notes; an empty phrase is allowed, as "",
+    when the prompts say where the object is (a box or a positive click)."""
+    if phrase is None or (isinstance(phrase, str) and not phrase.strip()):
+        if prompts.locate:
+            return "", []
+        raise ValueError(EMPTY_PHRASE)
+    return clean_phrase(phrase)

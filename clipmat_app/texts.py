@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from clipmat_app.mattes import STRIP_SIZE, Matte
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
-from clipmat_app.service import Matte
 
 
 def no_predictor_text(pool: PredictorPool) -> str:
@@ -44,15 +44,43 @@ def plain(text: str) -> str:
 
 
 def status_text(matte: Matte) -> str:
-    """One status line for a matte: predictor, timing, cache, confidence, warnings."""
+    """The status line of a matte: what made it and how, how far to trust it, and the notes
+    (the app's about the photo and phrase, then the predictor's)."""
     r = matte.result
     h, w = matte.photo.shape[:2]
-    reuse = " (photo features reused)" if r.image_cached else ""
-    head = (
-        f"**{r.predictor}** matted *{plain(r.text)}* on a {w}x{h} photo in {r.seconds:.2f} s{reuse}"
-        f" · read as {r.setting} · confidence {r.confidence:.2f}"
-    )
-    if r.unsure:
+    if r.text:
+        reuse = " (photo features reused)" if r.image_cached else ""
+        head = (
+            f"**{r.predictor}** matted *{plain(r.text)}* on a {w}x{h} photo in {r.seconds:.2f} s"
+            f"{reuse} · read as {r.setting} · confidence {r.confidence:.2f}"
+        )
+        head += _corrections(matte)
+    else:
+        what = {(True, False): "box", (False, True): "clicks", (True, True): "box and clicks"}
+        given = what[(matte.prompts.box is not None, bool(matte.prompts.points))]
+        head = (
+            f"**Matted from the {given} alone** (no phrase, no model: graph cut, then "
+            f"closed-form matting) on a {w}x{h} photo in {r.seconds:.2f} s"
+        )
+    if r.out_of_domain:
+        head = "⚠️ **Outside this model's world** · " + head
+    elif r.unsure:
         head = "⚠️ **Unsure** · " + head
-    notes = "".join(f"\n\n⚠️ {n}" for n in matte.notes if not n.startswith("unsure"))
-    return head + notes
+    notes = [n for n in matte.notes if not n.startswith("unsure")]
+    notes += [n for n in r.notes if r.text or not n.startswith("matted from")]
+    return head + "".join(f"\n\n⚠️ {plain(n)}" for n in notes)
+
+
+def _corrections(matte: Matte) -> str:
+    """ " · 2 clicks, a box · candidate #1 picked · 3 candidates below", as they apply."""
+    parts = []
+    described = matte.prompts.describe()
+    if described:
+        parts.append(described)
+    if matte.prompts.candidate is not None:
+        parts.append(f"candidate #{matte.prompts.candidate} picked")
+    count = len(matte.result.candidates)
+    if count > 1:
+        parts.append(f"{count} candidates below" if count <= STRIP_SIZE else
+                     f"{count} candidates (the first {STRIP_SIZE} below)")  # fmt: skip
+    return "".join(f" · {p}" for p in parts)

@@ -21,6 +21,7 @@ from clipmat import save_model
 from clipmat.predictors import PredictorStatus
 from clipmat_app import cli, texts, ui
 from clipmat_app import pool as app_pool
+from clipmat_app.fullsize import upsample_matte
 from clipmat_app.inputs import clean_phrase, load_examples, read_photo
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
 from clipmat_app.service import EditSettings, MatteService, apply_edit, overlay
@@ -129,9 +130,10 @@ def test_matte_computed_once_then_edited(service, tiny, rng, monkeypatch):
     np.testing.assert_allclose(first.result.alpha, expected, atol=1e-6)
     for name in ("matte.png", "matte16.png", "cutout.png", "overlay.png"):
         assert (first.folder / name).is_file()
-    np.testing.assert_allclose(
-        editing.load_matte(first.folder / "matte16.png"), expected, atol=2e-5
-    )
+    np.testing.assert_allclose(editing.load_matte(first.folder / "matte.png"), expected, atol=3e-3)
+    full = editing.load_matte(first.folder / "matte16.png")  # the download: the photo's own size
+    assert full.shape == (300, 200)
+    np.testing.assert_allclose(full, upsample_matte(expected, photo) / 65535, atol=2e-5)
     estimates = []
     real = editing.operations.estimate_foreground_arrays
     monkeypatch.setattr(
@@ -142,7 +144,7 @@ def test_matte_computed_once_then_edited(service, tiny, rng, monkeypatch):
     for mode in ("highlight", "background", "color", "cutout"):
         path = service.edit_file(first, EditSettings(mode=mode, color="orange"))
         assert path.is_file()
-    assert estimates == []  # the foreground estimated for the cutout is reused by every edit
+    assert len(estimates) == 1  # estimated for the first edit, reused by every other one
     want = editing.fill_color(first.photo, first.result.alpha, "orange")
     np.testing.assert_array_equal(
         apply_edit(first.edit, EditSettings(mode="color", color="orange")), want
