@@ -4,9 +4,11 @@ Gradio queues every job of the app (``/queue/join``, ``/call/<api_name>``). :cla
 wraps the demo's queue so that, before a job is queued,
 
 - its inputs are checked (photos must be files Gradio received or small ``data:`` URLs, phrases
-  short valid text, numbers numbers, switches true or false); a bad input is answered 422 in
-  Gradio's validation format, which the web page shows beside the input and gradio_client
-  raises as a ValidationError naming the parameter;
+  short valid text, numbers numbers, switches true or false, clicks, a box and a candidate
+  index in their forms, :mod:`clipmat_app.prompts`); a bad input is answered 422 in Gradio's
+  validation format, which the web page shows beside the input and gradio_client raises as a
+  ValidationError naming the parameter; trailing inputs whose parameter has a default may be
+  left out (as gradio_client leaves them to their defaults), and are filled in with it;
 - the client's pending jobs (queued or running) are counted, per session and per client
   address; over either cap the job is answered 429, so one client cannot fill the queue.
 
@@ -31,11 +33,14 @@ from clipmat_app.inputs import (
     upload_folders,
     upload_problem,
 )
+from clipmat_app.prompts import box_problem, candidate_problem, points_problem
 
 PER_SESSION = 4  # pending jobs of one browser tab or API client session
 PER_ADDRESS = 8  # pending jobs of one client address (several tabs, or people behind one NAT)
 MAX_COLOR_CHARS = 100
 RETRY_SECONDS = 5
+# Inputs checked by what they hold rather than by their kind: the page's hidden fields (elem_id).
+PROMPT_CHECKS = {"points": points_problem, "box": box_problem, "candidate": candidate_problem}
 
 
 def client_address(request: Any, mode: str) -> str:
@@ -68,6 +73,9 @@ def photo_problem(value: Any, folders: list) -> str | None:
 
 def input_problem(block: Any, value: Any, name: str, folders: list) -> str | None:
     """Why ``value`` cannot be the input of component ``block`` (named ``name``), or None."""
+    check = PROMPT_CHECKS.get(getattr(block, "elem_id", None) or "")
+    if check is not None:
+        return check(value)
     if isinstance(block, PhotoInput):
         return photo_problem(value, folders)
     if isinstance(block, gr.Textbox):
@@ -122,6 +130,7 @@ class Admission:
         async def push(body: Any, request: Any, username: Any) -> Any:
             fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
             if fn is not None:
+                body.data = with_defaults(fn, body.data)
                 problems = self.check_inputs(fn, body.data)
                 if problems is not None:
                     self.stats["refused_inputs"] += 1
@@ -183,6 +192,25 @@ class Admission:
                 "running; wait for one to finish, then try again",
                 headers={"Retry-After": str(RETRY_SECONDS)},
             )
+
+
+def with_defaults(fn: Any, data: Any) -> Any:
+    """``data`` with the trailing inputs it leaves out filled in with their parameters' defaults
+    (when every one left out has a default); anything else as it is."""
+    if not isinstance(data, list) or len(data) >= len(fn.inputs):
+        return data
+    try:
+        parameters = [
+            p
+            for p in inspect.signature(fn.fn).parameters.values()
+            if p.name not in ("self", "progress")
+        ][: len(fn.inputs)]
+    except (TypeError, ValueError):
+        return data
+    missing = parameters[len(data) :]
+    if len(parameters) < len(fn.inputs) or any(p.default is p.empty for p in missing):
+        return data
+    return data + [p.default for p in missing]
 
 
 def _parameter_names(fn: Any) -> list[str]:

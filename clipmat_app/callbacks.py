@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from clipmat_app.pool import PredictorPool
+from clipmat_app.prompts import Prompts
 from clipmat_app.service import DEFAULT_COLOR, EditSettings, Matte, MatteService
 from clipmat_app.texts import no_predictor_text, predictor_text, status_text
 
@@ -61,57 +62,149 @@ def _flag(value: Any, name: str, default: bool) -> bool:
     return value
 
 
+def on_gpu(handler: Callable, wanted: bool = True) -> Callable:
+    """``handler`` run on a GPU lent per call on a Space with ZeroGPU (``spaces`` present)."""
+    return spaces.GPU(handler) if wanted and spaces is not None else handler
+
+
+def parse_prompts(points: Any, box: Any, candidate: Any) -> Prompts:
+    """The API's clicks, box and candidate, or a ``gr.Error`` that says what is accepted."""
+    try:
+        return Prompts.parse(points, box, candidate)
+    except ValueError as err:
+        raise user_error(str(err)) from None
+
+
 class Callbacks:
-    """The event handlers of one app, over its predictor pool and matte service."""
+    """The event handlers of one app, over its predictor pool and matte service. The page's
+    click, pick and clear handlers are in :class:`clipmat_app.clicks.ClickCallbacks`."""
 
     def __init__(self, pool: PredictorPool, service: MatteService) -> None:
         self.pool = pool
         self.service = service
-        self.matte = guarded(self.matte)
-        self.edit = guarded(self.edit)
-        self.ui_edit = guarded(self.ui_edit)
-        if spaces is not None:
-            self.matte = spaces.GPU(self.matte)
+        for name in self.GUARDED:
+            setattr(self, name, on_gpu(guarded(getattr(self, name)), name in self.ON_GPU))
 
-    def _matte(self, image: Any, phrase: Any, predictor: str, refine: Any, **kw: Any) -> Matte:
+    GUARDED = ("matte", "ui_matte", "edit", "ui_edit", "strip", "downloads")
+    ON_GPU = ("matte", "ui_matte")
+
+    def _matte(
+        self,
+        image: Any,
+        phrase: Any,
+        predictor: str,
+        refine: Any,
+        prompts: Prompts | None = None,
+        **kw: Any,
+    ) -> Matte:
         if not predictor:
             raise user_error(no_predictor_text(self.pool))
         refine = _flag(refine, "refine", False)
         try:
-            return self.service.matte(image, phrase, predictor, refine=refine, **kw)
+            return self.service.matte(
+                image, phrase, predictor, refine=refine, prompts=prompts, **kw
+            )
         except (ValueError, TypeError) as err:
             raise user_error(str(err)) from None
 
-    def matte(self, image, phrase, predictor, refine=False, progress=gr.Progress()):  # noqa: B008
-        """/matte: the matte, overlay, status, cutout and 16-bit matte files, and the state
-        the edit controls read."""
-        matte = self._matte(image, phrase, predictor, refine, progress=progress)
-        for note in matte.notes:
-            gr.Warning(note)
+    def matte(self, image, phrase, predictor, refine=False, points=None, box=None, candidate=None, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+        """/matte: the matte, overlay, status, cutout and 16-bit matte files, the candidates
+        ([{index, phrase, score, box, area, chosen}, ...], boxes in the photo's pixels), and
+        the state the edit controls read. ``points`` ([[x, y, positive], ...]), ``box``
+        ([x0, y0, x1, y1]) and ``candidate`` (an index into the candidates) correct the matte;
+        with a box or a positive click the phrase may be empty."""
+        prompts = parse_prompts(points, box, candidate)
+        return self.respond(image, phrase, predictor, refine, prompts, progress=progress)
+
+    def ui_matte(self, image, phrase, predictor, refine=False, points=None, box=None, candidate=None, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+        """The page's Matte button and Enter: as /matte, but the downloads (the photo's own
+        size) follow in their own event, so the matte is shown first."""
+        prompts = parse_prompts(points, box, candidate)
+        return self.respond(
+            image, phrase, predictor, refine, prompts, downloads=False, progress=progress
+        )
+
+    def respond(
+        self,
+        image: Any,
+        phrase: Any,
+        predictor: str,
+        refine: Any,
+        prompts: Prompts,
+        *,
+        downloads: bool = True,
+        warn: bool = True,
+        progress: Any = None,
+    ) -> tuple:
+        """Matte and answer with /matte's outputs (the download buttons empty while their files
+        are left for later); ``warn`` shows the notes as pop-ups too."""
+        matte = self._matte(
+            image, phrase, predictor, refine, prompts, downloads=downloads, progress=progress
+        )
+        if warn:
+            for note in matte.notes:
+                gr.Warning(note)
+        out = list(self.outputs(matte, phrase, predictor, refine))
+        if not matte.has_downloads:
+            out[3] = out[4] = None
+        return tuple(out)
+
+    @staticmethod
+    def outputs(matte: Matte, phrase: Any, predictor: str, refine: Any) -> tuple:
+        """What /matte returns: the files, the status, the candidates and the page's state."""
         folder = matte.folder
+        last = {
+            "key": matte.key,
+            "phrase": phrase,
+            "predictor": predictor,
+            "refine": bool(refine),
+            "size": list(matte.own_size),
+            "shown": [matte.photo.shape[1], matte.photo.shape[0]],
+            "prompts": {**matte.prompts.as_json(), "candidate": matte.prompts.candidate},
+        }
         return (
             str(folder / "matte.png"),
             str(folder / "overlay.png"),
             status_text(matte),
             str(folder / "cutout.png"),
             str(folder / "matte16.png"),
-            {"key": matte.key, "phrase": phrase, "predictor": predictor, "refine": bool(refine)},
+            matte.candidates,
+            last,
         )
+
+    def downloads(self, image: Any, last: Any) -> tuple[Any, Any]:
+        """The cutout and 16-bit matte of the matte in ``last``, at the photo's own size: the
+        page's last step after a matte (which it shows first)."""
+        key = last.get("key") if last else None
+        matte = self.service.downloads(key, image) if key and image is not None else None
+        if matte is None:
+            return None, None
+        return str(matte.folder / "cutout.png"), str(matte.folder / "matte16.png")
+
+    def strip(self, last: Any) -> Any:
+        """The candidates' strip of the matte in ``last`` (hidden when there is one or none)."""
+        matte = self.service.lookup(last["key"]) if last and last.get("key") else None
+        items = matte.strip() if matte is not None else []
+        return gr.update(value=items or None, visible=len(items) > 1)
 
     def edit(self, image, phrase, predictor, mode, effects, strength, color, background, refine=False):  # fmt: skip
         """/edit: stateless; the matte comes from the cache or is computed."""
         settings = self._settings(mode, effects, strength, color, background)
-        return self._edit_file(self._matte(image, phrase, predictor, refine), settings)
+        matte = self._matte(image, phrase, predictor, refine, downloads=False)
+        return self._edit_file(matte, settings)
 
     def ui_edit(self, image, last, mode, effects, strength, color, background):
         """The edit view after a matte or a control change: the matte of ``last`` from the
         cache (the photo is not read again), recomputed only when it was evicted."""
-        if image is None or not last:
+        if image is None or not last or not last.get("key"):
             return None
         settings = self._settings(mode, effects, strength, color, background)
         matte = self.service.lookup(last["key"])
         if matte is None:
-            matte = self._matte(image, last["phrase"], last["predictor"], last["refine"])
+            prompts = Prompts.parse(**last.get("prompts", {}))
+            matte = self._matte(
+                image, last["phrase"], last["predictor"], last["refine"], prompts, downloads=False
+            )
         return self._edit_file(matte, settings)
 
     def _settings(self, mode, effects, strength, color, background) -> EditSettings:

@@ -1,9 +1,13 @@
 """The app's page: :func:`build_demo` lays out the widgets, then wires them to the callbacks.
 
-API endpoints for gradio_client: /matte (image, phrase, predictor, refine) and /edit (image,
-phrase, predictor, mode, effects, strength, color, background, refine). Every job goes through
-the queue (no direct REST route skips it) and is checked before it joins it
-(:mod:`clipmat_app.admission`).
+API endpoints for gradio_client: /matte (image, phrase, predictor, refine, points, box,
+candidate; the last three optional) and /edit (image, phrase, predictor, mode, effects, strength,
+color, background, refine). Every job goes through the queue (no direct REST route skips it) and
+is checked before it joins it (:mod:`clipmat_app.admission`).
+
+On the page, a click on the overlay adds or removes a region, or sets a corner of a box; the
+clicks and the box are kept in hidden ``points`` and ``box`` fields, the values /matte takes, and
+the candidates' strip sets ``candidate`` (:mod:`clipmat_app.clicks`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import gradio as gr
 
 from clipmat_app.admission import Admission
 from clipmat_app.callbacks import Callbacks
+from clipmat_app.clicks import ClickCallbacks
 from clipmat_app.components import PhotoInput
 from clipmat_app.inputs import MAX_PHRASE_INPUT, load_examples
 from clipmat_app.pool import PredictorPool
@@ -28,6 +33,13 @@ TITLE = (
     "# ✂️ CLIPMat\nType what to cut out; get a soft matte with hair and fur kept, "
     "then highlight it, put it on a new background or a colour, or download it."
 )
+HINT = (
+    "No phrase? Draw a box (**Box corners**, then two opposite corners of the object on the "
+    "overlay) or click on the object (**Pick**): a box or clicks alone give a matte, no model "
+    "needed. With a phrase, a click picks the object under it (more clicks add more), "
+    "**Remove** takes one out, and a box keeps what is inside it."
+)
+CLICK_CHOICES = [("Pick (+)", "add"), ("Remove (−)", "remove"), ("Box corners", "box")]
 MODE_CHOICES = [
     ("Highlight", "highlight"),
     ("New background", "background"),
@@ -57,11 +69,30 @@ class Widgets:
     background: Any
     cutout_btn: Any
     matte_btn: Any
+    click_mode: Any
+    clear_prompts: Any
+    strip: Any
+    points: Any
+    box: Any
+    candidate: Any
+    candidates: Any
+    corner: Any
     last: Any
 
     @property
     def edit_controls(self) -> list[Any]:
         return [self.mode, self.effects, self.strength, self.color, self.background]
+
+    @property
+    def matte_outputs(self) -> list[Any]:
+        """What /matte returns (the state last)."""
+        return [self.matte_img, self.overlay_img, self.status, self.cutout_btn, self.matte_btn,
+                self.candidates, self.last]  # fmt: skip
+
+    @property
+    def prompt_outputs(self) -> list[Any]:
+        """What a correction on the page returns: /matte's outputs and the corrections."""
+        return [*self.matte_outputs, self.points, self.box, self.candidate, self.corner]
 
 
 def build_demo(
@@ -87,8 +118,9 @@ def build_demo(
                 _examples(inputs["image"], inputs["phrase"])
         with gr.Accordion("Predictors on this machine", open=False):
             gr.Markdown(predictors_table(pool))
-        widgets = Widgets(**inputs, **outputs, last=gr.State(None))
+        widgets = Widgets(**inputs, **outputs, **_prompt_fields())
         _wire(widgets, callbacks)
+        _wire_corrections(widgets, callbacks, ClickCallbacks(callbacks))
     demo.queue(default_concurrency_limit=EDIT_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
     (admission or Admission()).install(demo)
     return demo
@@ -111,6 +143,7 @@ def _input_column(pool: PredictorPool, default: str | None) -> dict[str, Any]:
         max_length=MAX_PHRASE_INPUT,
         elem_id="phrase",
     )
+    gr.Markdown(HINT, elem_id="hint")
     with gr.Row():
         run = gr.Button("Matte", variant="primary", elem_id="run")
         gr.ClearButton([image, phrase], value="Clear")
@@ -146,11 +179,12 @@ def _output_column(pool: PredictorPool, default: str | None) -> dict[str, Any]:
     )
     with gr.Row():
         with gr.Tabs():
+            with gr.Tab("Overlay: click to correct"):
+                overlay_img = _result_image("Overlay", "overlay")
             with gr.Tab("Matte"):
                 matte_img = _result_image("Matte", "matte")
-            with gr.Tab("Overlay"):
-                overlay_img = _result_image("Overlay", "overlay")
         edit_img = _result_image("Edit", "edit", extra_height=40)
+    corrections = _correction_controls()
     with gr.Row():
         mode = gr.Radio(MODE_CHOICES, value="highlight", label="Edit", scale=3)
         effects = gr.CheckboxGroup(list(EFFECTS), value=["dim"], label="Effects", scale=3)
@@ -181,6 +215,47 @@ def _output_column(pool: PredictorPool, default: str | None) -> dict[str, Any]:
         background=background,
         cutout_btn=cutout_btn,
         matte_btn=matte_btn,
+        **corrections,
+    )
+
+
+def _correction_controls() -> dict[str, Any]:
+    """What a click on the overlay does, clearing the clicks, and the candidates' strip."""
+    with gr.Row(equal_height=False):
+        click_mode = gr.Radio(
+            CLICK_CHOICES,
+            value="add",
+            label="A click on the overlay",
+            elem_id="click-mode",
+            scale=3,
+        )
+        clear_prompts = gr.Button(
+            "Clear clicks and box", size="sm", elem_id="clear-prompts", scale=1, min_width=120
+        )
+    strip = gr.Gallery(
+        label="Candidates: pick one to matte it instead",
+        columns=8,
+        height=210,
+        allow_preview=False,
+        object_fit="contain",
+        visible=False,
+        elem_id="strip",
+    )
+    return dict(click_mode=click_mode, clear_prompts=clear_prompts, strip=strip)
+
+
+def _prompt_fields() -> dict[str, Any]:
+    """Hidden fields: the corrections (inputs of /matte, in the photo's own pixels), the
+    candidates (an output of /matte), a box's first corner and the last matte's state."""
+    return dict(
+        points=gr.JSON(None, visible=False, label="points", elem_id="points"),
+        box=gr.JSON(None, visible=False, label="box", elem_id="box"),
+        candidate=gr.Number(
+            None, visible=False, precision=0, label="candidate", elem_id="candidate"
+        ),
+        candidates=gr.JSON(None, visible=False, label="candidates", elem_id="candidates"),
+        corner=gr.State(None),
+        last=gr.State(None),
     )
 
 
@@ -208,31 +283,26 @@ def _result_image(label: str, elem_id: str, extra_height: int = 0) -> gr.Image:
 
 
 def _wire(w: Widgets, cb: Callbacks) -> None:
-    """Events: Matte (button, Enter) then the edit view; edit controls; predictor; the API."""
+    """Events: Matte (button, Enter) then the strip and the edit view; edit controls; predictor;
+    the API."""
     matte_event = dict(
-        fn=cb.matte,
-        inputs=[w.image, w.phrase, w.predictor, w.refine],
-        outputs=[w.matte_img, w.overlay_img, w.status, w.cutout_btn, w.matte_btn, w.last],
+        fn=cb.ui_matte,
+        inputs=[w.image, w.phrase, w.predictor, w.refine, w.points, w.box, w.candidate],
+        outputs=w.matte_outputs,
+        api_visibility="private",
         concurrency_limit=MATTE_CONCURRENCY,
         concurrency_id="matte",
     )
-    ui_edit = dict(
-        fn=cb.ui_edit,
-        inputs=[w.image, w.last, *w.edit_controls],
-        outputs=w.edit_img,
-        api_visibility="private",
-        concurrency_limit=EDIT_CONCURRENCY,
-        concurrency_id="edit",
-    )
-    w.run.click(**matte_event, api_name="matte").success(**ui_edit)
-    w.phrase.submit(**matte_event, api_visibility="private").success(**ui_edit)
+    _then_views(w.run.click(**matte_event), w, cb)
+    _then_views(w.phrase.submit(**matte_event), w, cb)
+    # /matte for API clients: the same inputs, every file written before it answers.
+    api_matte = {**matte_event, "fn": cb.matte, "api_visibility": "public"}
+    gr.Button(visible=False).click(**api_matte, api_name="matte")
     private = dict(queue=False, api_visibility="private")
     w.mode.change(cb.mode_controls, w.mode, w.edit_controls[1:], **private)
     for control in (w.mode, w.effects, w.color, w.background):
-        control.change(**ui_edit)
-    w.strength.release(**ui_edit)
-    cleared = [w.matte_img, w.overlay_img, w.edit_img, w.last]
-    w.image.change(lambda: (None,) * len(cleared), None, cleared, **private)
+        control.change(**_ui_edit(w, cb))
+    w.strength.release(**_ui_edit(w, cb))
     w.predictor.change(cb.select_predictor, w.predictor, w.predictor_info, api_visibility="private")
     # /edit for API clients: stateless, the matte comes from the cache or is computed.
     gr.Button(visible=False).click(
@@ -242,4 +312,67 @@ def _wire(w: Widgets, cb: Callbacks) -> None:
         api_name="edit",
         concurrency_limit=EDIT_CONCURRENCY,
         concurrency_id="edit",
+    )
+
+
+def _ui_edit(w: Widgets, cb: Callbacks) -> dict[str, Any]:
+    return dict(
+        fn=cb.ui_edit,
+        inputs=[w.image, w.last, *w.edit_controls],
+        outputs=w.edit_img,
+        api_visibility="private",
+        concurrency_limit=EDIT_CONCURRENCY,
+        concurrency_id="edit",
+    )
+
+
+def _then_views(event: Any, w: Widgets, cb: Callbacks) -> None:
+    """After a matte: the candidates' strip, the edit view, then the downloads when they were
+    left for later (a correction shows its matte first)."""
+    private = dict(api_visibility="private", show_progress="minimal")
+    strip = event.success(cb.strip, w.last, w.strip, concurrency_id="edit", **private)
+    edit = strip.success(**_ui_edit(w, cb))
+    edit.success(
+        cb.downloads,
+        [w.image, w.last],
+        [w.cutout_btn, w.matte_btn],
+        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_id="matte",
+        **private,
+    )
+
+
+def _wire_corrections(w: Widgets, cb: Callbacks, clicks: ClickCallbacks) -> None:
+    """Clicks on the overlay, picks in the strip, clearing them; a new photo shown at once."""
+    correction = dict(
+        outputs=w.prompt_outputs,
+        show_progress="minimal",  # the overlay stays in view while it is matted again
+        api_visibility="private",
+        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_id="matte",
+    )
+    click_inputs = [w.image, w.phrase, w.predictor, w.refine, w.points, w.box, w.candidate]
+    click_inputs += [w.click_mode, w.corner, w.last]
+    _then_views(w.overlay_img.select(clicks.click, click_inputs, **correction), w, cb)
+    _then_views(w.strip.select(clicks.pick, [w.image, w.refine, w.last], **correction), w, cb)
+    clear_inputs = [w.image, w.phrase, w.predictor, w.refine]
+    _then_views(w.clear_prompts.click(clicks.clear, clear_inputs, **correction), w, cb)
+    # A pick belongs to one phrase and predictor: typing or switching forgets it.
+    for control in (w.phrase, w.predictor):
+        control.change(None, None, w.candidate, js="() => null", queue=False)
+    cleared = [w.matte_img, w.overlay_img, w.edit_img, w.strip, w.last]
+    cleared += [w.points, w.box, w.candidate, w.corner, w.candidates]
+    w.image.change(
+        lambda: (None, None, None, gr.update(value=None, visible=False), *([None] * 6)),
+        None,
+        cleared,
+        queue=False,
+        api_visibility="private",
+    ).then(
+        clicks.preview,
+        w.image,
+        [w.overlay_img, w.last],
+        api_visibility="private",
+        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_id="matte",
     )

@@ -58,7 +58,7 @@ def _matte(client: Client, image: str, phrase: str) -> tuple:
 
 def test_matte_endpoint_matches_predictor(served):
     client, predictor = served
-    matte, over, status, cutout, matte16 = _matte(client, CAT, "the cat")
+    matte, over, status, cutout, matte16, candidates = _matte(client, CAT, "the cat")
     photo = load_image(CAT)
     alpha = predictor.predict(photo, "the cat").alpha
     got = np.asarray(Image.open(matte))
@@ -72,6 +72,11 @@ def test_matte_endpoint_matches_predictor(served):
     assert rgba.shape == (*photo.shape[:2], 4)
     assert_same_image(rgba, editing.cutout(photo, alpha))
     assert RANDOM_TINY in status and "the cat" in status
+    want = predictor.predict(photo, "the cat").candidates
+    assert [c["score"] for c in candidates] == [round(c.score, 4) for c in want]
+    assert [c["box"] for c in candidates] == [list(c.box) for c in want]
+    assert [c["chosen"] for c in candidates] == [c.chosen for c in want]
+    assert [c["index"] for c in candidates] == list(range(len(want)))
 
 
 @pytest.mark.parametrize(
@@ -174,20 +179,23 @@ def test_awkward_images_get_sane_results(served, tmp_path, rng):
         ("big.png", (341, 512)),
     ]:
         path = str(tmp_path / name)
-        matte, _, status, _, _ = _matte(client, path, "the cat")
+        matte, _, status, *_ = _matte(client, path, "the cat")
         got = np.asarray(Image.open(matte))
         assert got.shape == shape, name
         want = predictor.predict(read_photo(path, max_side=MAX_SIDE).rgb, "the cat").alpha
         assert_same_image(got, editing.matte_to_bits(want, 8), name)
-        if name == "big.png":
-            assert "scaled to 512x341" in status
+        if name == "big.png":  # matted at 512x341, downloaded at its own size
+            assert "scaled to 512x341" in status and "own size, 900x600" in status
+            _, _, _, cutout, matte16, _ = _matte(client, path, "the cat")
+            assert np.asarray(Image.open(cutout)).shape == (600, 900, 4)
+            assert editing.load_matte(matte16).shape == (600, 900)
 
 
 def test_awkward_phrases(served):
     client, predictor = served
     status = _matte(client, CAT, "the cat " * 60)[2]
     assert "only its start was read" in status
-    matte, _, status, _, _ = _matte(client, CAT, "那只猫")
+    matte, _, status, *_ = _matte(client, CAT, "那只猫")
     assert "English" in status
     want = predictor.predict(load_image(CAT), "那只猫").alpha
     assert (
@@ -217,3 +225,37 @@ def test_matte_is_refined_on_request(served):
     got = editing.load_matte(default[4])
     assert np.abs(refined - plain).max() > 0.05  # the refiner really changes the band
     assert np.abs(got - refined).mean() < 0.2 * np.abs(plain - refined).mean()
+
+
+def test_matte_endpoint_takes_a_box_clicks_and_a_candidate(served):
+    """/matte's optional inputs: a box alone with an empty phrase mattes with no model; clicks
+    and a candidate correct a phrase's matte; the candidates come back with their boxes."""
+    client, predictor = served
+    box = [60, 40, 300, 230]
+    matte, _, status, cutout, _, candidates = client.predict(
+        handle_file(CAT), "", RANDOM_TINY, False, None, box, None, api_name="/matte"
+    )
+    assert status.startswith("**Matted from the box alone**") and candidates == []
+    alpha = np.asarray(Image.open(matte)).astype(np.float32) / 255
+    outside = np.ones(alpha.shape, bool)
+    outside[40 - 5 : 230 + 5, 60 - 5 : 300 + 5] = False
+    assert alpha[~outside].mean() > 0.2 and alpha[outside].max() == 0
+    assert np.asarray(Image.open(cutout))[..., 3][outside].max() == 0
+    photo = load_image(CAT)
+    auto = predictor.predict(photo, "the cat")
+    pick = len(auto.candidates) - 1
+    out = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, False, None, None, pick,
+                         api_name="/matte")  # fmt: skip
+    want = predictor.predict(photo, "the cat", candidate=pick)
+    assert_same_image(Image.open(out[0]), editing.matte_to_bits(want.alpha, 8))
+    assert [c["chosen"] for c in out[5]] == [c.chosen for c in want.candidates]
+    ys, xs = np.nonzero(auto.candidates[pick].mask_at(photo.shape[:2]))
+    points = [[int(xs[len(xs) // 2]), int(ys[len(ys) // 2]), True]]  # on that candidate
+    out = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, False, points, None, None,
+                         api_name="/matte")  # fmt: skip
+    want = predictor.predict(photo, "the cat", points=[tuple(p) for p in points])
+    assert "· 1 click" in out[2].split("\n")[0]
+    # the click keeps the object under it with a graph cut, whose colour model starts from
+    # OpenCV's per-thread random state: a few pixels may differ from this thread's cut
+    got = np.asarray(Image.open(out[0])).astype(np.float32) / 255
+    assert np.abs(got - want.alpha).mean() < 0.02

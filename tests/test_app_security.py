@@ -26,6 +26,7 @@ from clipmat_app.cli import serve_local
 from clipmat_app.components import PhotoInput
 from clipmat_app.inputs import NOT_AN_UPLOAD, clean_phrase, read_photo, upload_folders
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.prompts import BOX_HINT, CANDIDATE_HINT, MAX_POINTS, POINTS_HINT
 from clipmat_app.service import MatteService
 from clipmat_app.ui import build_demo
 
@@ -251,3 +252,29 @@ def test_unexpected_failures_reveal_nothing(app, monkeypatch):
         assert text not in str(detail)
     monkeypatch.undo()
     assert call(app.url, "edit", edit_args(photo))[0] == "complete"  # still serving
+
+
+def test_clicks_box_and_candidate_are_checked_before_they_are_queued(app):
+    """/matte's points, box and candidate: a bad value is answered 422 with the accepted form
+    before the job is queued; values that only the photo can judge (a click outside it) get a
+    message with its size and nothing else; the first four inputs alone still work."""
+    photo = upload(app.url, CAT)
+    head = [photo, "the cat", RANDOM_TINY, False]
+    for tail, expected in [
+        (["lots", None, None], POINTS_HINT),
+        ([[[1, 2]], None, None], POINTS_HINT),
+        ([[[1, 2, True]] * (MAX_POINTS + 1), None, None], POINTS_HINT),
+        ([None, [50, 50, 10, 10], None], BOX_HINT),
+        ([None, {"x0": 1}, None], BOX_HINT),
+        ([None, None, -3], CANDIDATE_HINT),
+        ([None, None, 2.5], CANDIDATE_HINT),
+    ]:
+        status, detail = call(app.url, "matte", head + tail)
+        assert status == "422" and messages(detail) == [expected], (tail, detail)
+    status, message = call(app.url, "matte", head + [[[5000, 10, True]], None, None])
+    assert status == "error" and "outside the 384x255 photo" in message
+    assert str(app.work) not in message and "Traceback" not in message
+    status, out = call(app.url, "matte", [photo, "", RANDOM_TINY, False, None, [10, 10, 200, 200]])
+    assert status == "complete" and out[2].startswith("**Matted from the box alone**")
+    status, message = call(app.url, "matte", [photo, "", RANDOM_TINY, False, [[9, 9, False]]])
+    assert status == "error" and "phrase is empty" in message and "draw a box" in message
