@@ -82,6 +82,7 @@ def graph_cut(
     if has_fg and has_bg:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         small_bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
+        cv2.setRNGSeed(0)  # the colour models start from OpenCV's (per-thread) random state
         cv2.grabCut(small_bgr, mask, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     region = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     seeds = [(x, y) for x, y, positive in clicks if positive]

@@ -234,7 +234,8 @@ class Predictor(Generic[F]):
         chosen, stray = interactive.choose_candidates(
             masks, default, size, points=options.points, box=options.box
         )
-        result = self._matte_of(image, phrase, setting, options, chosen)
+        same = chosen == default and not options.refine
+        result = first if same else self._matte_of(image, phrase, setting, options, chosen)
         alpha = result.alpha
         positives = [p for p in options.points if p[2]]
         on_pick = [
