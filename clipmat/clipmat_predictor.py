@@ -17,6 +17,7 @@ import torch
 from clipmat import refine
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput, ImageFeatures
 from clipmat.model.decoders import BACKGROUND
+from clipmat.precision import apply_precision, check_device
 from clipmat.predictor import Predictor
 from clipmat.refine import refine_alpha
 from clipmat.results import Candidate, EncodedImage, MattingResult, Photo, PredictOptions
@@ -51,6 +52,8 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         trust: the weights' calibrated confidence and domain check (:mod:`clipmat.trust`);
             without it the confidence is the mean foreground probability of the chosen region
             and the unsure threshold 0.6.
+        precision: "fp32", or a faster CPU path for the CLIP towers, "int8" or "onnx"
+            (:func:`clipmat.precision.apply_precision`; the model itself is not changed).
     """
 
     def __init__(
@@ -63,11 +66,14 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         cache_size: int = 4,
         domain: str = "",
         trust: Trust | None = None,
+        precision: str = "fp32",
     ) -> None:
         super().__init__(
             name=name, licence=licence, device=device, cache_size=cache_size, domain=domain
         )
-        self.model = model.to(self.device).eval()
+        check_device(precision, self.device)
+        self.model = apply_precision(model.to(self.device).eval(), precision)
+        self.precision = precision
         self.trust = trust
 
     def _encode(self, photo: Photo) -> _Encoded:

@@ -79,7 +79,11 @@ def auto_choice(allow_download: bool | None = None) -> str:
 
 
 def load_predictor(
-    name: str = "auto", *, device: Any = "auto", allow_download: bool | None = None
+    name: str = "auto",
+    *,
+    device: Any = "auto",
+    allow_download: bool | None = None,
+    precision: str = "fp32",
 ) -> Predictor:
     """Load a predictor by name.
 
@@ -89,6 +93,8 @@ def load_predictor(
             (a trained CLIPMat published with ``python -m clipmat.push``) or a checkpoint file.
         device: "auto" picks CUDA when available.
         allow_download: fetch missing weights with huggingface_hub (None: unless offline).
+        precision: "fp32", or a faster CPU path of a CLIPMat's towers, "int8" or "onnx"
+            (:mod:`clipmat.precision`).
 
     Raises:
         ValueError: for an unknown name. clipmat.hub.WeightsNotFoundError: missing weights,
@@ -104,23 +110,30 @@ def load_predictor(
         if spec.kind == "zeroshot":
             from clipmat.zeroshot import load_zeroshot_predictor
 
+            if precision != "fp32":
+                raise ValueError(f"precision={precision!r} applies to CLIPMat predictors only")
+
             return load_zeroshot_predictor(
                 weights.name, name=name, device=device, allow_download=allow_download
             )
         path = hub.resolve_weights(weights.name, allow_download=allow_download)
-        return _load_checkpoint(path, name, device, weights.licence, weights.domain)
+        return _load_checkpoint(path, name, device, precision, weights.licence, weights.domain)
     if name.startswith(registry.HF_HUB_PREFIX):
-        return _load_checkpoint(
-            hub.resolve_weights(name, allow_download=allow_download), name, device
-        )
+        path = hub.resolve_weights(name, allow_download=allow_download)
+        return _load_checkpoint(path, name, device, precision)
     if Path(name).is_file():
-        return _load_checkpoint(Path(name), Path(name).stem, device)
+        return _load_checkpoint(Path(name), Path(name).stem, device, precision)
     known = ["auto", *PREDICTORS, f"{registry.HF_HUB_PREFIX}owner/repo", "a checkpoint file"]
     raise ValueError(f"unknown predictor {name!r}; available: {', '.join(known)}")
 
 
 def _load_checkpoint(
-    path: Path, name: str, device: Any, licence: str | None = None, domain: str | None = None
+    path: Path,
+    name: str,
+    device: Any,
+    precision: str,
+    licence: str | None = None,
+    domain: str | None = None,
 ) -> CLIPMatPredictor:
     """A CLIPMat checkpoint's predictor, with the trust file beside it when there is one
     (:func:`clipmat.trust.trust_path`); licence and domain from the registry, else from the
@@ -134,4 +147,5 @@ def _load_checkpoint(
         device=device,
         domain=domain or meta.get("domain", registry.REAL_PHOTOS),
         trust=Trust.load(trust) if trust.is_file() else None,
+        precision=precision,
     )

@@ -192,3 +192,17 @@ def test_a_photo_with_its_key_is_not_hashed_again(predictor, monkeypatch):
     monkeypatch.setattr(base, "load_image", lambda *a, **k: pytest.fail("decoded again"))
     first = predictor.predict(photo, "the cat")
     assert not first.image_cached and predictor.predict(photo, "the dog").image_cached
+
+
+def test_precision_is_a_predictor_option():
+    photo = np.asarray(Image.open("examples/miniworld_shapes.jpg").convert("RGB"))
+    fp32 = clipmat.load_predictor("mini-world", device="cpu")
+    int8 = clipmat.load_predictor("mini-world", device="cpu", precision="int8")
+    assert int8.precision == "int8" and fp32.precision == "fp32"
+    phrase = "the red ball on the far left of the photo"
+    a, b = fp32.predict(photo, phrase).alpha, int8.predict(photo, phrase).alpha
+    assert np.abs(a - b).mean() < 0.02 and ((a > 0.5) == (b > 0.5)).mean() > 0.97
+    with pytest.raises(ValueError, match="unknown precision"):
+        clipmat.load_predictor("mini-world", device="cpu", precision="int4")
+    with pytest.raises(ValueError, match="CLIPMat predictors only"):
+        clipmat.load_predictor("zeroshot-vitb16", precision="int8")
