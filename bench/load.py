@@ -71,9 +71,13 @@ cli.main(sys.argv[3:])
 def client_session(url: str, index: int, requests: int, predictor: str) -> list[tuple]:
     """One client's requests in order: [(endpoint, seconds or None, error or ""), ...]."""
     address = f"10.0.{index // 250}.{index % 250 + 1}"  # each client its own user
-    client = Client(url, verbose=False, headers={"x-forwarded-for": address})
     phrase = f"the cat, take {index}"
     out = []
+    try:
+        client = Client(url, verbose=False, headers={"x-forwarded-for": address})
+    except Exception as err:  # noqa: BLE001 - a client that cannot connect fails every request
+        names = ["/matte"] + ["/edit"] * (requests - 1)
+        return [(name, None, f"{type(err).__name__}: {err}") for name in names[:requests]]
     for i in range(requests):
         start = time.perf_counter()
         name = "/matte" if i == 0 else "/edit"

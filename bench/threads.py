@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -32,6 +33,8 @@ from load import Server, latencies, run_clients  # noqa: E402
 import clipmat  # noqa: E402
 
 MB = 2**20
+START_ATTEMPTS = 3
+STARTUP_CHECK_S = 18.0  # Gradio's check of itself: five tries of at most 3 s, 0.5 s apart
 
 
 def parse_settings(text: str) -> list[tuple[int, int]]:
@@ -53,9 +56,29 @@ def random_vitb16(folder: Path) -> str:
     return str(path)
 
 
+def start_server(args: argparse.Namespace, predictor: str, slots: int, threads: int) -> Server:
+    """The app with ``slots`` and ``threads``, alive after Gradio's own startup check.
+
+    Gradio's launch checks that it can reach itself (five tries of up to 3 s) after it answers
+    requests, and stops the app when that fails, which happens on a heavily loaded machine: the
+    app is started again, at most ``START_ATTEMPTS`` times.
+    """
+    for attempt in range(START_ATTEMPTS):
+        try:
+            server = Server(predictor, args.max_disk_mb, matte_slots=slots, threads=threads)
+        except SystemExit:
+            continue
+        time.sleep(STARTUP_CHECK_S)
+        if server.proc.poll() is None:
+            return server
+        server.close()
+        print(f"the app stopped at startup (attempt {attempt + 1}); starting it again")
+    raise SystemExit(f"the app did not start in {START_ATTEMPTS} attempts")
+
+
 def run_setting(args: argparse.Namespace, predictor: str, slots: int, threads: int) -> dict:
     """One load test of the app started with ``slots`` and ``threads``."""
-    server = Server(predictor, args.max_disk_mb, matte_slots=slots, threads=threads)
+    server = start_server(args, predictor, slots, threads)
     try:
         # the app names a checkpoint predictor by its file's stem
         name = Path(predictor).stem if Path(predictor).is_file() else predictor
