@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipmat import metrics  # noqa: E402
 from clipmat.data.miniworld import MiniWorld  # noqa: E402
+from clipmat.data.samples import unique_keyword_flags  # noqa: E402
 from clipmat.predictors import load_predictor  # noqa: E402
 
 
@@ -52,11 +53,15 @@ def wrong_pick(pred: np.ndarray, target: np.ndarray, others: list[np.ndarray]) -
 
 
 def samples(setting: str, images: int):
-    """(image, text, target alpha, other entities' alphas) of held-out scenes."""
+    """(image, text, target alpha, other entities' alphas) of held-out scenes: every entity's
+    keyword when no other entity of the scene shares it, or its first expression."""
     world = MiniWorld("test", 96, 0)
     for i in range(images):
         scene = world.scene(i)
-        for e in scene.entities:
+        unique = unique_keyword_flags([e.keyword for e in scene.entities])
+        for e, alone in zip(scene.entities, unique, strict=True):
+            if setting == "keyword" and not alone:
+                continue  # as the evaluation: a keyword two entities share names neither
             others = [o.alpha for o in scene.entities if o is not e]
             texts = [e.keyword] if setting == "keyword" else e.expressions[:1]
             for text in texts:

@@ -266,7 +266,8 @@ def choose_candidates(
     A box keeps only the candidates mostly inside it. Positive clicks say what the user wants:
     with any, the choice starts empty and each adds the candidates under it; with none, it is
     ``default`` (the predictor's pick; within a box, its pick there, else all of the box's).
-    Negative clicks are not about candidates (see :func:`remove_clicked`).
+    Negative clicks are not about candidates: they take objects out of the matte
+    (:func:`clicked_objects`).
 
     Args:
         masks: each candidate's (h, w) bool grid mask.
@@ -310,17 +311,3 @@ def keep_clicked(rgb: np.ndarray, alpha: np.ndarray, positives: Sequence[Point])
     """``alpha`` kept only on the objects under positive clicks (when a click lands on the
     predictor's own pick, the user means that object of it)."""
     return (alpha * clicked_objects(rgb, positives)).astype(np.float32)
-
-
-def remove_clicked(rgb: np.ndarray, alpha: np.ndarray, negatives: Sequence[Point]) -> np.ndarray:
-    """``alpha`` without the objects under negative clicks (:func:`clicked_objects`).
-
-    Args:
-        rgb: (H, W, 3) uint8 photo.
-        alpha: (H, W) float32 in [0, 1].
-        negatives: the clicks, (x, y, False) in photo pixels.
-
-    Returns:
-        (H, W) float32 in [0, 1].
-    """
-    return (alpha * (1.0 - clicked_objects(rgb, negatives))).astype(np.float32)

@@ -38,6 +38,7 @@ SETTINGS = ("auto", "keyword", "expression")
 OPTIONS = ("refine", "candidate", "points", "box")  # what a predictor may or may not honour
 PROMPT_ONLY = "box and clicks (no model)"  # the predictor named in a result with no phrase
 EMPTIED = 0.1  # negative clicks that leave less than this share of the matte's mass empty it
+MOSTLY = 0.5  # negative clicks that leave less than this share took the matte's main object
 
 
 class Predictor(Generic[F]):
@@ -270,31 +271,46 @@ class Predictor(Generic[F]):
         alpha: np.ndarray,
         masks: list[np.ndarray],
     ) -> np.ndarray:
-        """``alpha`` without the objects under the negative clicks. When they take away
-        (nearly) all of it, what is left is cleared, and with no positive click the best
-        candidate that was neither the pick nor clicked is matted instead (``result`` takes its
-        candidates, trimap and confidence)."""
+        """``alpha`` without the objects under the negative clicks.
+
+        When they take away most of it and no positive click says what to keep, the matte
+        is what else the predictor saw: the best candidate that was neither the pick nor
+        clicked (``result`` takes its candidates, trimap and confidence), else the rest of the
+        picked regions (the click may have split a region that held two objects), cut and
+        matted anew.
+        """
         rgb = image.photo.rgb
         negatives = [p for p in options.points if not p[2]]
-        kept = interactive.remove_clicked(rgb, alpha, negatives)
-        if kept.sum() > EMPTIED * alpha.sum():
-            return kept
+        removed = interactive.clicked_objects(rgb, negatives)
+        kept = (alpha * (1.0 - removed)).astype(np.float32)
+        if kept.sum() > MOSTLY * alpha.sum() or len(negatives) < len(options.points):
+            return kept if kept.sum() > EMPTIED * alpha.sum() else np.zeros_like(kept)
         size = rgb.shape[:2]
-        gone = {c for c in range(len(masks)) if result.candidates[c].chosen}
-        gone |= {
+        clicked = {
             c
             for c, m in enumerate(masks)
             for x, y, _ in negatives
             if interactive.hit(m, size, x, y)
         }
-        rest = [c for c in range(len(masks)) if c not in gone]
-        if len(negatives) < len(options.points) or not rest:
+        picked = {c for c, cand in enumerate(result.candidates) if cand.chosen}
+        rest = [c for c in range(len(masks)) if c not in clicked | picked]
+        if rest:
+            fresh = self._matte_of(image, phrase, setting, options, {rest[0]})
+            result.candidates, result.trimap = fresh.candidates, fresh.trimap
+            result.confidence = fresh.confidence
+            result.notes.append("the pick was clicked away: the next best candidate instead")
+            return fresh.alpha
+        region = np.zeros(size, bool)
+        for c in picked:
+            region |= result.candidates[c].mask_at(size)
+        region &= removed < 0.5
+        if region.mean() < EMPTIED * (alpha > 0.5).mean():
             return np.zeros_like(kept)
-        fresh = self._matte_of(image, phrase, setting, options, {rest[0]})
-        result.candidates, result.trimap = fresh.candidates, fresh.trimap
-        result.confidence = fresh.confidence
-        result.notes.append("the pick was clicked away: the next best candidate instead")
-        return fresh.alpha
+        result.notes.append("the clicked object was taken out of the region, the rest re-cut")
+        fresh_alpha, result.trimap = interactive.correct_matte(
+            rgb, region.astype(np.float32), points=negatives
+        )
+        return fresh_alpha
 
     def _matte_of(
         self,
