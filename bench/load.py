@@ -4,7 +4,8 @@
                          [--max-disk-mb 1024] [--url URL] [--matte-slots N] [--threads N]
 
 Each client sends one /matte and then /edit requests with changing settings (the way a person
-matting once and editing several times does), on its own phrase, as its own user (its own
+matting once and editing several times does), on its own phrase (with ``--distinct-photos`` on
+its own photo too, so that every /matte encodes a photo), as its own user (its own
 X-Forwarded-For address, so the app's per-address cap treats the clients as different people).
 Without --url the app is started as `python app.py` in a subprocess on 127.0.0.1 with its files
 in a fresh temporary folder; a --url must point at this machine (127.0.0.1/localhost), and then
@@ -36,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gradio_client import Client, handle_file
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "photo_cat.jpg"
@@ -68,7 +70,9 @@ cli.main(sys.argv[3:])
 """
 
 
-def client_session(url: str, index: int, requests: int, predictor: str) -> list[tuple]:
+def client_session(
+    url: str, index: int, requests: int, predictor: str, photo: Path = PHOTO
+) -> list[tuple]:
     """One client's requests in order: [(endpoint, seconds or None, error or ""), ...]."""
     address = f"10.0.{index // 250}.{index % 250 + 1}"  # each client its own user
     phrase = f"the cat, take {index}"
@@ -83,11 +87,11 @@ def client_session(url: str, index: int, requests: int, predictor: str) -> list[
         name = "/matte" if i == 0 else "/edit"
         try:
             if i == 0:
-                client.predict(handle_file(str(PHOTO)), phrase, predictor, api_name="/matte")
+                client.predict(handle_file(str(photo)), phrase, predictor, api_name="/matte")
             else:
                 mode, effects, strength, color = EDITS[(index + i) % len(EDITS)]
                 args = (mode, effects, strength, color, None)
-                client.predict(handle_file(str(PHOTO)), phrase, predictor, *args, api_name="/edit")
+                client.predict(handle_file(str(photo)), phrase, predictor, *args, api_name="/edit")
             out.append((name, time.perf_counter() - start, ""))
         except Exception as err:  # noqa: BLE001 - every failure is counted and reported
             out.append((name, None, f"{type(err).__name__}: {err}"))
@@ -179,13 +183,38 @@ def latencies(records: list[tuple]) -> dict[str, tuple[int, float, float]]:
     return out
 
 
+def client_photos(folder: Path, clients: int) -> list[Path]:
+    """A photo per client in ``folder``: the example photo with a corner of the client's own
+    colour, so that no two clients send the same pixels (predictors cache a photo's features by
+    its content, and identical photos would be encoded once for everyone)."""
+    base = Image.open(PHOTO).convert("RGB")
+    paths = []
+    for i in range(clients):
+        photo = base.copy()
+        colour = (i * 53 % 256, 255 - i * 31 % 256, i * 97 % 256)
+        ImageDraw.Draw(photo).rectangle((0, 0, 23, 23), fill=colour)
+        paths.append(folder / f"client{i}.jpg")
+        photo.save(paths[-1], quality=92)
+    return paths
+
+
 def run_clients(
-    url: str, clients: int, requests: int, predictor: str, timeout: float
+    url: str,
+    clients: int,
+    requests: int,
+    predictor: str,
+    timeout: float,
+    photos: list[Path] | None = None,
 ) -> tuple[list[tuple], float]:
-    """Every client's session at once: (the records of the sessions that ended, wall s)."""
+    """Every client's session at once (client i sends ``photos[i]``, else the example photo):
+    (the records of the sessions that ended, wall s)."""
+    photos = photos or [PHOTO] * clients
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as ex:
-        jobs = [ex.submit(client_session, url, i, requests, predictor) for i in range(clients)]
+        jobs = [
+            ex.submit(client_session, url, i, requests, predictor, photos[i])
+            for i in range(clients)
+        ]
         done, _ = wait(jobs, timeout=timeout)
     wall = time.perf_counter() - start
     return [r for job in done for r in job.result()], wall
@@ -214,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run")
     parser.add_argument("--matte-slots", type=int, help="mattes computed at once in the app")
     parser.add_argument("--threads", type=int, help="torch threads in the app")
+    parser.add_argument(
+        "--distinct-photos",
+        action="store_true",
+        help="each client its own photo (else all send one: encoded once, then cached)",
+    )
     args = parser.parse_args(argv)
     server = None
     if args.url:
@@ -226,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         url = server.url
     idle = server.memory()[0] if server else 0
-    records, wall = run_clients(url, args.clients, args.requests, args.predictor, args.timeout)
+    name = Path(args.predictor).stem if Path(args.predictor).is_file() else args.predictor
+    with tempfile.TemporaryDirectory(prefix="clipmat-load-photos-") as folder:
+        photos = client_photos(Path(folder), args.clients) if args.distinct_photos else None
+        records, wall = run_clients(url, args.clients, args.requests, name, args.timeout, photos)
     bad = report(records, args.clients, args.requests, args.predictor, wall)
     if server is not None:
         now, peak = server.memory()

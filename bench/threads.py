@@ -6,10 +6,12 @@
 Each setting SLOTSxTHREADS starts ``python app.py`` through ``bench/load.py``'s launcher with that
 many matting slots (mattes computed at once: the matte service's semaphore and the /matte
 events' concurrency limit) and that many torch intra-op threads, and runs the load test of
-``bench/load.py`` against it (each client one /matte then /edit requests, its own address).
-The settings are run in turn, and again in reverse order in the next round, so that load from
-other work on the machine falls on them alike; the requests of every round are pooled for
-p50/p95. ``random-vitb16`` serves a CLIPMat ViT-B/16 with random weights (saved to a temporary
+``bench/load.py`` against it (each client one /matte then /edit requests, its own address and
+its own photo, so that every /matte encodes a photo; ``--same-photo``: one photo for all,
+encoded once and then cached, which measures mostly the refiner and the edits). The settings
+are run in turn, and again in reverse order in the next round, so that load from other work on
+the machine falls on them alike; the requests of every round are pooled for p50/p95.
+``random-vitb16`` serves a CLIPMat ViT-B/16 with random weights (saved to a temporary
 checkpoint): the compute of the real model, where ``random-tiny`` is mostly the refiner and the
 edits.
 """
@@ -28,7 +30,7 @@ import torch
 sys.path.append(str(Path(__file__).resolve().parent))  # load.py; after the packages
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from load import Server, latencies, run_clients  # noqa: E402
+from load import Server, client_photos, latencies, run_clients  # noqa: E402
 
 import clipmat  # noqa: E402
 
@@ -82,7 +84,11 @@ def run_setting(args: argparse.Namespace, predictor: str, slots: int, threads: i
     try:
         # the app names a checkpoint predictor by its file's stem
         name = Path(predictor).stem if Path(predictor).is_file() else predictor
-        records, wall = run_clients(server.url, args.clients, args.requests, name, args.timeout)
+        with tempfile.TemporaryDirectory(prefix="clipmat-threads-photos-") as folder:
+            photos = None if args.same_photo else client_photos(Path(folder), args.clients)
+            records, wall = run_clients(
+                server.url, args.clients, args.requests, name, args.timeout, photos
+            )
         peak = server.memory()[1]
     finally:
         server.close()
@@ -118,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor", default="random-tiny", help="or random-vitb16, a name")
     parser.add_argument("--max-disk-mb", type=float, default=1024)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per load test")
+    parser.add_argument(
+        "--same-photo",
+        action="store_true",
+        help="every client sends the same photo (encoded once, then cached)",
+    )
     parser.add_argument("--json", help="write the table here")
     args = parser.parse_args(argv)
     try:
