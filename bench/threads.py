@@ -1,7 +1,8 @@
 """The app's matting slots and torch threads under 16 clients, several settings side by side.
 
-    python bench/threads.py [--settings 1x1,1x2,2x1,2x2,3x1] [--rounds 2] [--clients 16]
-                            [--requests 5] [--predictor random-tiny|random-vitb16|NAME] [--json OUT]
+    python bench/threads.py [--settings 1x1,1x2,2x1,2x2,3x1] [--precisions fp32[,int8,onnx]]
+                            [--rounds 2] [--clients 16] [--requests 5]
+                            [--predictor random-tiny|random-vitb16|NAME] [--json OUT]
 
 Each setting SLOTSxTHREADS starts ``python app.py`` through ``bench/load.py``'s launcher with that
 many matting slots (mattes computed at once: the matte service's semaphore and the /matte
@@ -13,7 +14,8 @@ are run in turn, and again in reverse order in the next round, so that load from
 the machine falls on them alike; the requests of every round are pooled for p50/p95.
 ``random-vitb16`` serves a CLIPMat ViT-B/16 with random weights (saved to a temporary
 checkpoint): the compute of the real model, where ``random-tiny`` is mostly the refiner and the
-edits.
+edits. ``--precisions`` runs every setting with the CLIPMat predictor's towers at each of
+them (clipmat.precision).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load import Server, client_photos, latencies, run_clients  # noqa: E402
 
 import clipmat  # noqa: E402
+from clipmat.precision import check_precision  # noqa: E402
 
 MB = 2**20
 START_ATTEMPTS = 3
@@ -58,8 +61,11 @@ def random_vitb16(folder: Path) -> str:
     return str(path)
 
 
-def start_server(args: argparse.Namespace, predictor: str, slots: int, threads: int) -> Server:
-    """The app with ``slots`` and ``threads``, alive after Gradio's own startup check.
+def start_server(
+    args: argparse.Namespace, predictor: str, slots: int, threads: int, precision: str
+) -> Server:
+    """The app with ``slots``, ``threads`` and ``precision``, alive after Gradio's own startup
+    check.
 
     Gradio's launch checks that it can reach itself (five tries of up to 3 s) after it answers
     requests, and stops the app when that fails, which happens on a heavily loaded machine: the
@@ -67,7 +73,9 @@ def start_server(args: argparse.Namespace, predictor: str, slots: int, threads: 
     """
     for attempt in range(START_ATTEMPTS):
         try:
-            server = Server(predictor, args.max_disk_mb, matte_slots=slots, threads=threads)
+            server = Server(
+                predictor, args.max_disk_mb, matte_slots=slots, threads=threads, precision=precision
+            )
         except SystemExit:
             continue
         time.sleep(STARTUP_CHECK_S)
@@ -78,9 +86,11 @@ def start_server(args: argparse.Namespace, predictor: str, slots: int, threads: 
     raise SystemExit(f"the app did not start in {START_ATTEMPTS} attempts")
 
 
-def run_setting(args: argparse.Namespace, predictor: str, slots: int, threads: int) -> dict:
-    """One load test of the app started with ``slots`` and ``threads``."""
-    server = start_server(args, predictor, slots, threads)
+def run_setting(
+    args: argparse.Namespace, predictor: str, slots: int, threads: int, precision: str
+) -> dict:
+    """One load test of the app started with ``slots``, ``threads`` and ``precision``."""
+    server = start_server(args, predictor, slots, threads, precision)
     try:
         # the app names a checkpoint predictor by its file's stem
         name = Path(predictor).stem if Path(predictor).is_file() else predictor
@@ -96,14 +106,14 @@ def run_setting(args: argparse.Namespace, predictor: str, slots: int, threads: i
     return {"records": records, "wall_s": wall, "peak_mb": peak / MB, "failed": failed}
 
 
-def summary_rows(runs: dict[tuple[int, int], list[dict]]) -> list[dict]:
+def summary_rows(runs: dict[tuple[int, int, str], list[dict]]) -> list[dict]:
     """One row per setting, its rounds' requests pooled."""
     rows = []
-    for (slots, threads), results in runs.items():
+    for (slots, threads, precision), results in runs.items():
         records = [r for res in results for r in res["records"]]
         lat = latencies(records)
         rows.append({
-            "slots": slots, "threads": threads,
+            "slots": slots, "threads": threads, "precision": precision,
             "matte_p50": lat.get("/matte", (0, float("nan")))[1],
             "matte_p95": lat.get("/matte", (0, float("nan")))[2],
             "edit_p50": lat.get("/edit", (0, float("nan")))[1],
@@ -118,6 +128,7 @@ def summary_rows(runs: dict[tuple[int, int], list[dict]]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="1x1,1x2,2x1,2x2,3x1", help="SLOTSxTHREADS,...")
+    parser.add_argument("--precisions", default="fp32", help="fp32, int8, onnx (comma-separated)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=5, help="requests per client")
@@ -132,28 +143,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the table here")
     args = parser.parse_args(argv)
     try:
-        settings = parse_settings(args.settings)
+        grid = parse_settings(args.settings)
+        precisions = args.precisions.split(",")
+        for p in precisions:
+            check_precision(p)
     except ValueError as err:
         parser.error(str(err))
+    settings = [(s, t, p) for p in precisions for s, t in grid]
     with tempfile.TemporaryDirectory(prefix="clipmat-threads-") as tmp:
         predictor = (
             random_vitb16(Path(tmp)) if args.predictor == "random-vitb16" else args.predictor
         )
-        runs: dict[tuple[int, int], list[dict]] = {s: [] for s in settings}
+        runs: dict[tuple[int, int, str], list[dict]] = {s: [] for s in settings}
         for r in range(args.rounds):
             for s in settings if r % 2 == 0 else settings[::-1]:
                 result = run_setting(args, predictor, *s)
                 runs[s].append(result)
-                print(f"round {r + 1}: {s[0]} slots x {s[1]} threads, {result['wall_s']:.1f} s",
-                      flush=True)  # fmt: skip
+                print(f"round {r + 1}: {s[0]} slots x {s[1]} threads, {s[2]}, "
+                      f"{result['wall_s']:.1f} s", flush=True)  # fmt: skip
     rows = summary_rows(runs)
     print(f"\n{args.clients} clients x {args.requests} requests on {args.predictor}, "
           f"{args.rounds} rounds pooled")  # fmt: skip
-    print("| slots | threads | /matte p50 | /matte p95 | /edit p50 | /edit p95 | wall s | peak MB "
-          "| failed |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print("| slots | threads | precision | /matte p50 | /matte p95 | /edit p50 | /edit p95 | wall s "
+          "| peak MB | failed |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for row in rows:
         print(
-            f"| {row['slots']} | {row['threads']} | {row['matte_p50']:.2f} | "
+            f"| {row['slots']} | {row['threads']} | {row['precision']} | {row['matte_p50']:.2f} | "
             f"{row['matte_p95']:.2f} | {row['edit_p50']:.2f} | {row['edit_p95']:.2f} | "
             f"{', '.join(f'{w:.0f}' for w in row['wall_s'])} | {row['peak_mb']:.0f} | "
             f"{row['failed']} |"
