@@ -2,7 +2,7 @@
 
     python bench/load.py [--clients 16] [--requests 5] [--predictor random-tiny]
                          [--max-disk-mb 1024] [--url URL] [--matte-slots N] [--threads N]
-                         [--precision fp32|int8|onnx] [--distinct-photos]
+                         [--precision auto|fp32|int8|onnx] [--distinct-photos]
 
 Each client sends one /matte and then /edit requests with changing settings (the way a person
 matting once and editing several times does), on its own phrase (with ``--distinct-photos`` on
@@ -15,11 +15,8 @@ memory (its resident-set high-water mark), its disk use (peak while running and 
 and the count of failed and lost requests (target: none).
 
 ``--matte-slots N`` (mattes computed at once), ``--threads N`` (torch's intra-op threads) and
-``--precision`` (CLIPMat predictors' towers, see clipmat.precision) start the app with those
-settings: a launcher sets them in the app's process before it starts (the matte service's slots
-and the /matte events' concurrency limit; ``torch.set_num_threads``; ``apply_precision`` on each
-CLIPMat predictor the pool loads) and also passes them as the environment variables
-CLIPMAT_MATTE_SLOTS, CLIPMAT_TORCH_THREADS and CLIPMAT_PRECISION.
+``--precision`` (CLIPMat predictors' towers, see clipmat.precision) are passed to the app's own
+options of those names (without them, the app's defaults).
 ``bench/threads.py`` runs this for several settings side by side.
 """
 
@@ -52,40 +49,6 @@ EDITS = [
     ("cutout", [], 0.6, "#2563eb"),
 ]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
-# Starts the app (clipmat_app.cli.main with argv[4:]) with argv[1] matte slots, argv[2] torch
-# threads (0: the app's own setting) and CLIPMat predictors at precision argv[3]. The slots reach
-# both places the app reads them when it is built: the MatteService that build_app makes and the
-# /matte events' concurrency limit (clipmat_app.ui.MATTE_CONCURRENCY, set once the UI module is
-# imported, before the page is built); the precision is applied to every CLIPMat predictor the
-# pool loads (clipmat.precision.apply_precision, after the threads are set).
-LAUNCHER = """
-import sys
-slots, threads, precision = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-if threads > 0:
-    import torch
-    torch.set_num_threads(threads)
-import clipmat_app.cli as cli
-import clipmat_app.pool as pool
-if slots > 0:
-    import clipmat_app.service as service
-    def make_service(*args, **kwargs):
-        sys.modules["clipmat_app.ui"].MATTE_CONCURRENCY = slots
-        return service.MatteService(*args, **{**kwargs, "matte_slots": slots})
-    cli.MatteService = make_service
-if precision != "fp32":
-    from clipmat import CLIPMatPredictor
-    from clipmat.precision import apply_precision
-    def at_precision(load):
-        def loaded(*args, **kwargs):
-            predictor = load(*args, **kwargs)
-            if isinstance(predictor, CLIPMatPredictor):
-                predictor.model = apply_precision(predictor.model, precision, inplace=True)
-            return predictor
-        return loaded
-    pool.load_predictor = at_precision(pool.load_predictor)
-    pool.create_random_tiny = at_precision(pool.create_random_tiny)
-cli.main(sys.argv[4:])
-"""
 
 
 def client_session(
@@ -126,7 +89,7 @@ class Server:
         *,
         matte_slots: int | None = None,
         threads: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> None:
         self.temp = tempfile.TemporaryDirectory(prefix="clipmat-load-")
         with socket.socket() as probe:
@@ -136,13 +99,10 @@ class Server:
         env = dict(os.environ, TMPDIR=self.temp.name, GRADIO_ANALYTICS_ENABLED="False")
         app_args = ["--predictor", predictor, "--port", str(port), "--max-disk-mb",
                     str(max_disk_mb), "--client-address", "forwarded"]  # fmt: skip
+        app_args += ["--precision", precision]
+        app_args += ["--matte-slots", str(matte_slots)] if matte_slots else []
+        app_args += ["--threads", str(threads)] if threads else []
         cmd = [sys.executable, str(ROOT / "app.py"), *app_args]
-        if matte_slots or threads or precision != "fp32":
-            env["CLIPMAT_MATTE_SLOTS"] = str(matte_slots or "")
-            env["CLIPMAT_TORCH_THREADS"] = str(threads or "")
-            env["CLIPMAT_PRECISION"] = precision
-            settings = [str(matte_slots or 0), str(threads or 0), precision]
-            cmd = [sys.executable, "-c", LAUNCHER, *settings, *app_args]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=ROOT)
         self.peak_disk = 0
         self._stop = threading.Event()
@@ -264,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matte-slots", type=int, help="mattes computed at once in the app")
     parser.add_argument("--threads", type=int, help="torch threads in the app")
     parser.add_argument(
-        "--precision", default="fp32", help="CLIPMat predictors' towers: fp32, int8 or onnx"
+        "--precision", default="auto", help="CLIPMat predictors' towers: auto, fp32, int8, onnx"
     )
     parser.add_argument(
         "--distinct-photos",

@@ -2,6 +2,7 @@
 
 clipmat-app [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
             [--max-disk-mb N] [--client-address peer|forwarded]
+            [--precision auto|fp32|int8|onnx] [--threads N] [--matte-slots N]
 
 Everything the app writes (its output files, Gradio's uploads and cache) lives in one temporary
 folder kept under ``--max-disk-mb`` and removed when the app exits (Ctrl-C or SIGTERM). Gradio
@@ -18,15 +19,17 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from clipmat.precision import PRECISIONS
 from clipmat_app.http_limits import UPLOAD_SLACK_BYTES, BodyLimit
 from clipmat_app.inputs import MAX_DATA_URL_BYTES, MAX_UPLOAD_BYTES
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
-from clipmat_app.service import MatteService
+from clipmat_app.service import MATTE_CONCURRENCY, MatteService
 from clipmat_app.storage import DEFAULT_MAX_DISK_MB, Storage
 
 if TYPE_CHECKING:
     import gradio as gr
 
+CPU_PRECISION = "fp32"  # what --precision auto means on CPU (see the README's benchmarks)
 # Any request but an upload: a phrase, the settings, and at most one inline photo (base64).
 MAX_REQUEST_BYTES = MAX_DATA_URL_BYTES * 4 // 3 + 2**20
 CSS = """
@@ -94,6 +97,7 @@ def build_app(
     *,
     max_disk_mb: float = DEFAULT_MAX_DISK_MB,
     address_mode: str = "peer",
+    matte_slots: int = MATTE_CONCURRENCY,
 ) -> App:
     """The app in its own folder under a disk budget, with Gradio's cache inside that folder.
 
@@ -106,7 +110,7 @@ def build_app(
     from clipmat_app.admission import Admission  # gradio is imported from here on
     from clipmat_app.ui import build_demo
 
-    service = MatteService(pool, storage=storage)
+    service = MatteService(pool, storage=storage, matte_slots=matte_slots)
     demo = build_demo(pool, name, service=service, admission=Admission(address_mode=address_mode))
     storage.pin_current()  # the examples, copied into Gradio's cache
     storage.start()
@@ -146,10 +150,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how clients are told apart for the per-address job cap: the connection's address, "
         "or the first X-Forwarded-For address (behind a proxy; the default on a Space)",
     )
+    _add_compute_options(parser)
     args = parser.parse_args(argv)
     if args.max_disk_mb <= 0:
         parser.error("--max-disk-mb must be positive")
+    if args.threads is not None and args.threads < 1 or args.matte_slots < 1:
+        parser.error("--threads and --matte-slots must be at least 1")
     return args
+
+
+def _add_compute_options(parser: argparse.ArgumentParser) -> None:
+    """--precision, --threads and --matte-slots, whose defaults bench/threads.py chose."""
+    parser.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        default="auto",
+        help=f"CPU path of a CLIPMat predictor's CLIP towers (clipmat.precision); 'auto': "
+        f"{CPU_PRECISION} on CPU, fp32 on a GPU. Zero-shot predictors run in fp32",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch's intra-op threads (default: torch's own, one per core)",
+    )
+    parser.add_argument(
+        "--matte-slots",
+        type=int,
+        default=MATTE_CONCURRENCY,
+        help=f"mattes computed at once, by every endpoint together (default {MATTE_CONCURRENCY})",
+    )
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The precision ``--precision`` means on ``device``: 'auto' is CPU_PRECISION on CPU and
+    fp32 on a GPU (the CPU paths refuse other devices)."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    on_gpu = device != "cpu" and (device != "auto" or torch.cuda.is_available())
+    return "fp32" if on_gpu else CPU_PRECISION
 
 
 def _stop_on_sigterm() -> None:
@@ -164,13 +205,26 @@ def _stop_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the app until Ctrl-C or SIGTERM; its folder is removed on the way out."""
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    precision = resolve_precision(args.precision, args.device)
     try:
-        pool, name = PredictorPool.from_option(args.predictor, device=args.device)
+        pool, name = PredictorPool.from_option(
+            args.predictor, device=args.device, precision=precision
+        )
     except (ValueError, FileNotFoundError, NotImplementedError) as err:
         sys.exit(f"app: {err}")
     if name is None:
         print("app: no predictor can run here; the app starts with matting off.", file=sys.stderr)
-    app = build_app(pool, name, max_disk_mb=args.max_disk_mb, address_mode=args.client_address)
+    app = build_app(
+        pool,
+        name,
+        max_disk_mb=args.max_disk_mb,
+        address_mode=args.client_address,
+        matte_slots=args.matte_slots,
+    )
     print(f"app: files in {app.storage.root}, at most {args.max_disk_mb:g} MB", file=sys.stderr)
     _stop_on_sigterm()
     try:

@@ -17,6 +17,7 @@ import torch
 from clipmat import registry
 from clipmat.clipmat_predictor import CLIPMatPredictor
 from clipmat.factory import create_model
+from clipmat.precision import check_precision
 from clipmat.predictor import MattingResult, Photo, Predictor
 from clipmat.predictors import auto_choice, list_predictors, load_predictor
 
@@ -25,12 +26,16 @@ RANDOM_TINY_SEED = 24  # a seed whose random model gives a matte that varies ove
 RANDOM_TINY_LICENCE = "none needed: random weights, for interface development only"
 
 
-def create_random_tiny(device: Any = "cpu", seed: int = RANDOM_TINY_SEED) -> CLIPMatPredictor:
+def create_random_tiny(
+    device: Any = "cpu", seed: int = RANDOM_TINY_SEED, precision: str = "fp32"
+) -> CLIPMatPredictor:
     """A predictor on the tiny test model with seeded random weights, the same in every process."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = create_model("clipmat-tiny")
-    return CLIPMatPredictor(model, name=RANDOM_TINY, licence=RANDOM_TINY_LICENCE, device=device)
+    return CLIPMatPredictor(
+        model, name=RANDOM_TINY, licence=RANDOM_TINY_LICENCE, device=device, precision=precision
+    )
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class PredictorPool:
             beside the registered ones (e.g. RANDOM_TINY, a checkpoint file).
         device: passed to every predictor ("auto" picks CUDA when present).
         allow_download: for registered weights (None: download unless HF_HUB_OFFLINE).
+        precision: the CLIP towers' CPU path for CLIPMat predictors ("fp32", "int8", "onnx";
+            :mod:`clipmat.precision`); zero-shot predictors always run in fp32.
     """
 
     def __init__(
@@ -60,9 +67,12 @@ class PredictorPool:
         *,
         device: Any = "auto",
         allow_download: bool | None = None,
+        precision: str = "fp32",
     ) -> None:
+        check_precision(precision)
         self.device = device
         self.allow_download = allow_download
+        self.precision = precision
         self._extra = dict(extra or {})
         self._loaded: dict[str, Predictor] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -79,12 +89,12 @@ class PredictorPool:
         """
         extra: dict[str, Any] = {}
         name = option
-        device = kwargs.get("device", "auto")
+        device, precision = kwargs.get("device", "auto"), kwargs.get("precision", "fp32")
         if option == RANDOM_TINY:
-            extra[RANDOM_TINY] = lambda: create_random_tiny(device)
+            extra[RANDOM_TINY] = lambda: create_random_tiny(device, precision=precision)
         elif option not in (None, "auto") and option not in registry.PREDICTORS:
             name = Path(option).stem if Path(option).is_file() else option
-            extra[name] = load_predictor(option, device=device)
+            extra[name] = load_predictor(option, device=device, precision=precision)
         pool = cls(extra, **kwargs)
         if name in (None, "auto"):
             name = pool.auto_choice()
@@ -140,9 +150,13 @@ class PredictorPool:
                 item = self._extra[name]
                 predictor = item if isinstance(item, Predictor) else item()
             elif name in registry.PREDICTORS:
+                clipmat = registry.PREDICTORS[name].kind == "clipmat"
                 try:
                     predictor = load_predictor(
-                        name, device=self.device, allow_download=self.allow_download
+                        name,
+                        device=self.device,
+                        allow_download=self.allow_download,
+                        precision=self.precision if clipmat else "fp32",
                     )
                 except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
                     first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)

@@ -89,6 +89,9 @@ class MatteService:
         self._cache: OrderedDict[str, Matte] = OrderedDict()
         self._retired: deque[Path] = deque()
         self._lock = threading.Lock()
+        if matte_slots < 1:
+            raise ValueError(f"matte_slots must be at least 1, got {matte_slots}")
+        self.matte_slots = matte_slots
         self._slots = threading.BoundedSemaphore(matte_slots)
         self._pending: dict[str, list] = {}  # key -> [lock, users]: one computation per key
         self.stats = {"mattes": 0, "hits": 0}

@@ -290,7 +290,7 @@ def _wire(w: Widgets, cb: Callbacks) -> None:
         inputs=[w.image, w.phrase, w.predictor, w.refine, w.points, w.box, w.candidate],
         outputs=w.matte_outputs,
         api_visibility="private",
-        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_limit=cb.service.matte_slots,
         concurrency_id="matte",
     )
     _then_views(w.run.click(**matte_event), w, cb)
@@ -336,7 +336,7 @@ def _then_views(event: Any, w: Widgets, cb: Callbacks) -> None:
         cb.downloads,
         [w.image, w.last],
         [w.cutout_btn, w.matte_btn],
-        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_limit=cb.service.matte_slots,
         concurrency_id="matte",
         **private,
     )
@@ -348,7 +348,7 @@ def _wire_corrections(w: Widgets, cb: Callbacks, clicks: ClickCallbacks) -> None
         outputs=w.prompt_outputs,
         show_progress="minimal",  # the overlay stays in view while it is matted again
         api_visibility="private",
-        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_limit=cb.service.matte_slots,
         concurrency_id="matte",
     )
     click_inputs = [w.image, w.phrase, w.predictor, w.refine, w.points, w.box, w.candidate]
@@ -373,6 +373,6 @@ def _wire_corrections(w: Widgets, cb: Callbacks, clicks: ClickCallbacks) -> None
         w.image,
         [w.overlay_img, w.last],
         api_visibility="private",
-        concurrency_limit=MATTE_CONCURRENCY,
+        concurrency_limit=cb.service.matte_slots,
         concurrency_id="matte",
     )

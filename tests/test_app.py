@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import clipmat.predictors
@@ -176,6 +177,31 @@ def test_pool_options(tiny, tmp_path, monkeypatch):
     np.testing.assert_allclose(
         pool.predict(name, photo, "the cat").alpha, tiny.predict(photo, "the cat").alpha, atol=1e-5
     )
+
+
+def test_compute_options_reach_the_pool_and_the_queue(monkeypatch):
+    args = cli.parse_args(["--precision", "int8", "--threads", "1", "--matte-slots", "3"])
+    assert (args.precision, args.threads, args.matte_slots) == ("int8", 1, 3)
+    for bad in (["--matte-slots", "0"], ["--threads", "0"], ["--precision", "fp16"]):
+        with pytest.raises(SystemExit):
+            cli.parse_args(bad)
+    assert cli.resolve_precision("onnx", "cpu") == "onnx"
+    assert cli.resolve_precision("auto", "cpu") == cli.CPU_PRECISION
+    assert cli.resolve_precision("auto", "cuda") == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cli.resolve_precision("auto", "auto") == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.resolve_precision("auto", "auto") == cli.CPU_PRECISION
+    with pytest.raises(ValueError, match="unknown precision"):
+        PredictorPool(precision="fp16")
+    pool, name = PredictorPool.from_option(RANDOM_TINY, device="cpu", precision="int8")
+    assert pool.get(name).precision == "int8"
+    service = MatteService(pool, matte_slots=3)
+    demo = ui.build_demo(pool, name, service=service)
+    limits = {f.concurrency_id: f.concurrency_limit for f in demo.fns.values()}
+    assert limits["matte"] == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        MatteService(pool, matte_slots=0)
 
 
 def test_no_predictor_at_all_still_builds(monkeypatch):
