@@ -29,7 +29,7 @@ from clipmat_app.storage import DEFAULT_MAX_DISK_MB, Storage
 if TYPE_CHECKING:
     import gradio as gr
 
-CPU_PRECISION = "fp32"  # what --precision auto means on CPU (see the README's benchmarks)
+CPU_PRECISION = "int8"  # what --precision auto means on CPU (see the README's benchmarks)
 # Any request but an upload: a phrase, the settings, and at most one inline photo (base64).
 MAX_REQUEST_BYTES = MAX_DATA_URL_BYTES * 4 // 3 + 2**20
 CSS = """

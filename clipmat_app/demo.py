@@ -15,7 +15,6 @@ as caption) and ``results.json``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 import editing
+from clipmat.batch import read_pairs
 from clipmat_app.inputs import read_photo
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
 
@@ -37,43 +37,6 @@ HEADER_HEIGHT = 30
 GAP = 6
 FONT_SIZE = 15
 SKY = ((112, 161, 255), (240, 246, 255))  # top and bottom of the default new background
-
-
-def read_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """(image path, phrase) pairs from a CSV or JSON file; paths resolved against its folder.
-
-    Raises:
-        ValueError: for an unknown suffix, missing columns or keys, or no pairs.
-    """
-    path = Path(path)
-    base = path.parent
-    rows: list[dict[str, Any]]
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    elif path.suffix.lower() == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and "examples" in data:
-            rows = [
-                {"image": e["image"], "text": p["text"]}
-                for e in data["examples"]
-                for p in e["phrases"]
-            ]
-        elif isinstance(data, list):
-            rows = data
-        else:
-            raise ValueError(f"{path}: expected a list of {{'image', 'text'}} or {{'examples'}}")
-    else:
-        raise ValueError(f"{path}: pairs must be a .csv or .json file")
-    pairs = []
-    for i, row in enumerate(rows):
-        text = row.get("text", row.get("phrase"))
-        if "image" not in row or not text:
-            raise ValueError(f"{path}: pair {i} needs 'image' and 'text' (or 'phrase'): {row}")
-        pairs.append((str(base / row["image"]), str(text)))
-    if not pairs:
-        raise ValueError(f"{path}: no pairs found")
-    return pairs
 
 
 def sky(height: int, width: int) -> np.ndarray:
