@@ -43,7 +43,9 @@ from clipmat_app.views import (  # noqa: F401  (overlay and its colours re-expor
 )
 from editing.export import write_bytes_atomic
 
-MATTE_CONCURRENCY = 2  # mattes computed at once by one service, whatever the endpoint
+# Mattes computed at once by one service, whatever the endpoint. bench/threads.py on 2 cores,
+# 16 clients: 1 slot x 2 threads had the lowest p50/p95 and the least memory (README).
+MATTE_CONCURRENCY = 1
 EMPTY_PHRASE = (
     f"the phrase is empty: {PHRASE_HINT}; or, with no phrase, draw a box around the object or "
     "click on it (a positive click), which mattes it with no model"
