@@ -162,8 +162,8 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         if in_world is not None and in_world < self.trust.domain_threshold:
             result.out_of_domain = True
             result.notes.append(
-                f"{self.trust.domain_note} (similarity to its world {in_world:.2f}, below "
-                f"{self.trust.domain_threshold:.2f})"
+                f"{self.trust.domain_note} (in-world score {in_world:.3f}, threshold "
+                f"{self.trust.domain_threshold:.3f})"
             )
 
     def _chosen_alpha(
