@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from clipmat.precision import PRECISIONS
+from clipmat.precision import PRECISIONS, check_precision
 from clipmat_app.http_limits import UPLOAD_SLACK_BYTES, BodyLimit
 from clipmat_app.inputs import MAX_DATA_URL_BYTES, MAX_UPLOAD_BYTES
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
@@ -184,12 +184,17 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
 
 def resolve_precision(precision: str, device: str) -> str:
     """The precision ``--precision`` means on ``device``: 'auto' is CPU_PRECISION on CPU and
-    fp32 on a GPU (the CPU paths refuse other devices)."""
+    fp32 on a GPU (the CPU paths refuse other devices) or where CPU_PRECISION cannot run (a
+    PyTorch build without quantized kernels)."""
     if precision != "auto":
         return precision
     import torch
 
     on_gpu = device != "cpu" and (device != "auto" or torch.cuda.is_available())
+    try:
+        check_precision(CPU_PRECISION)
+    except ValueError:
+        return "fp32"
     return "fp32" if on_gpu else CPU_PRECISION
 
 

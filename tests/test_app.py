@@ -192,6 +192,12 @@ def test_compute_options_reach_the_pool_and_the_queue(monkeypatch):
     assert cli.resolve_precision("auto", "auto") == "fp32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cli.resolve_precision("auto", "auto") == cli.CPU_PRECISION
+
+    def cannot_run(precision):
+        raise ValueError(f"precision {precision!r} needs a package that is missing")
+
+    monkeypatch.setattr(cli, "check_precision", cannot_run)  # e.g. no quantized kernels
+    assert cli.resolve_precision("auto", "cpu") == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
         PredictorPool(precision="fp16")
     pool, name = PredictorPool.from_option(RANDOM_TINY, device="cpu", precision="int8")
