@@ -4,9 +4,9 @@
                             [--rounds 2] [--clients 16] [--requests 5]
                             [--predictor random-tiny|random-vitb16|NAME] [--json OUT]
 
-Each setting SLOTSxTHREADS starts ``python app.py`` through ``bench/load.py``'s launcher with that
-many matting slots (mattes computed at once: the matte service's semaphore and the /matte
-events' concurrency limit) and that many torch intra-op threads, and runs the load test of
+Each setting SLOTSxTHREADS starts ``python app.py --matte-slots SLOTS --threads THREADS`` (mattes
+computed at once: the matte service's semaphore and every matting event's concurrency limit;
+torch's intra-op threads) through ``bench/load.py``'s Server, and runs the load test of
 ``bench/load.py`` against it (each client one /matte then /edit requests, its own address and
 its own photo, so that every /matte encodes a photo; ``--same-photo``: one photo for all,
 encoded once and then cached, which measures mostly the refiner and the edits). The settings
