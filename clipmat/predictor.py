@@ -39,6 +39,7 @@ OPTIONS = ("refine", "candidate", "points", "box")  # what a predictor may or ma
 PROMPT_ONLY = "box and clicks (no model)"  # the predictor named in a result with no phrase
 EMPTIED = 0.1  # negative clicks that leave less than this share of the matte's mass empty it
 MOSTLY = 0.5  # negative clicks that leave less than this share took the matte's main object
+EMPTY_ALPHA = 0.05  # a matte whose highest alpha is below this is empty (a note says so)
 
 
 class Predictor(Generic[F]):
@@ -168,6 +169,11 @@ class Predictor(Generic[F]):
         seconds = time.perf_counter() - start
         for r in results:
             r.seconds = seconds
+            if float(r.alpha.max(initial=0.0)) < EMPTY_ALPHA:
+                r.notes.append(
+                    f"nothing in the photo matched {r.text!r}, so the matte is empty; try other "
+                    "words, a click on the object or a box around it"
+                )
         return results[0] if isinstance(text, str) else results
 
     def _check_options(

@@ -206,3 +206,15 @@ def test_precision_is_a_predictor_option():
         clipmat.load_predictor("mini-world", device="cpu", precision="int4")
     with pytest.raises(ValueError, match="CLIPMat predictors only"):
         clipmat.load_predictor("zeroshot-vitb16", precision="int8")
+
+
+def test_an_empty_matte_says_so():
+    """On the shapes scene (a red ball, a green star, a yellow wedge) "the red star" matches
+    nothing for the bundled model: the matte is empty and a note says what to try instead; a
+    phrase that matches carries no such note."""
+    photo = np.asarray(Image.open("examples/miniworld_shapes.jpg").convert("RGB"))
+    p = clipmat.load_predictor("mini-world", device="cpu")
+    empty, found = p.predict(photo, ["the red star", "the green shape"])
+    assert empty.alpha.max() < 0.05 and empty.unsure
+    assert any("nothing in the photo matched 'the red star'" in n for n in empty.notes)
+    assert found.alpha.max() > 0.9 and not any("nothing" in n for n in found.notes)
