@@ -81,12 +81,14 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         rgb = photo.rgb
         size = model_input_size(*rgb.shape[:2], short_side=cfg.image_size, multiple=cfg.patch_size)
         images = to_model_input(rgb, size).to(self.device)
+        backbone = self.model.backbone
         with autocast(self.device):
-            feats = self.model.encode_image(images)
-            in_world = None
-            if self.trust is not None and self.trust.domain is not None:
-                x = image_features(self.model.backbone, self.model.backbone.normalize(images))
-                in_world = float(self.trust.domain(x))
+            if self.trust is None or self.trust.domain is None:
+                return _Encoded(self.model.encode_image(images), None)
+            x = backbone.normalize(images)
+            levels = backbone.encode_image_levels(x)  # one pass for the model and the check
+            feats = self.model.encode_image(images, levels=levels)
+            in_world = float(self.trust.domain(image_features(backbone, x, levels)))
         return _Encoded(feats, in_world)
 
     def _predict(

@@ -158,19 +158,24 @@ def confidence_features(
 
 
 @torch.inference_mode()
-def image_features(backbone: CLIPBackbone, images: torch.Tensor) -> np.ndarray:
+def image_features(
+    backbone: CLIPBackbone, images: torch.Tensor, levels: list[torch.Tensor] | None = None
+) -> np.ndarray:
     """The inputs of the domain check: the pooled embedding, then the mean and the standard
     deviation over tokens of every level's visual tokens.
 
     Args:
         backbone: the CLIP towers.
         images: (1, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
+        levels: ``backbone.encode_image_levels(images)`` when the caller has them already.
 
     Returns:
         (E + 2 * L * Dv,) float64.
     """
     parts = [backbone.encode_pooled(images)[0]]
-    for level in backbone.encode_image_levels(images):
+    if levels is None:
+        levels = backbone.encode_image_levels(images)
+    for level in levels:
         tokens = level[0, 1:].float()
         parts += [tokens.mean(dim=0), tokens.std(dim=0)]
     return torch.cat([p.float() for p in parts]).double().cpu().numpy()

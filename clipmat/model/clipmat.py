@@ -116,14 +116,20 @@ class CLIPMat(nn.Module):
         """Phrases -> :class:`TextTokens` on the model's device (see ``ContextPrompt.tokenize``)."""
         return self.prompt.tokenize(texts, settings, template_ids).to(self.device)
 
-    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+    def encode_image(
+        self, images: torch.Tensor, levels: list[torch.Tensor] | None = None
+    ) -> ImageFeatures:
         """Text-independent part: CLIP image tower, MDE and the details decoder.
 
         Args:
             images: (B, 3, H, W) RGB floats in [0, 1], H and W multiples of the patch size.
+            levels: the image tower's levels of these images
+                (``backbone.encode_image_levels(backbone.normalize(images))``) when the caller
+                has them already; computed here when None.
         """
         x = self.backbone.normalize(images)
-        levels = self.backbone.encode_image_levels(x)  # 4 x (B, 1 + h*w, Dv)
+        if levels is None:
+            levels = self.backbone.encode_image_levels(x)  # 4 x (B, 1 + h*w, Dv)
         p = self.backbone.patch_size
         grid = (images.shape[-2] // p, images.shape[-1] // p)
         feats = self.details(levels, x, grid)
