@@ -1,6 +1,10 @@
-"""Assertions shared by the app tests."""
+"""Assertions and stand-ins shared by the tests."""
 
 import numpy as np
+import torch
+from torch import nn
+
+from clipmat.factory import get_model_config
 
 
 def assert_same_image(got, want, name: str = "") -> None:
@@ -11,3 +15,20 @@ def assert_same_image(got, want, name: str = "") -> None:
     if d.ndim == 3:
         d = d.max(axis=2)
     assert (d > 1).mean() <= 1e-3, (name, int(d.max()), int((d > 1).sum()))
+
+
+class StandInCLIP(nn.Module):
+    """What the zero-shot predictor reads of a CLIP backbone, for stand-ins whose embeddings are
+    known: the tiny config, patches of 8 pixels, OpenAI's logit scale (100) and no input
+    normalisation. Subclasses give ``_encode_text``, ``encode_dense`` and ``encode_pooled``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = get_model_config("clipmat-tiny").clip
+        self.clip = nn.Module()
+        self.clip.logit_scale = nn.Parameter(torch.tensor(np.log(100.0), dtype=torch.float32))
+        self.clip.encode_text = self._encode_text
+        self.patch_size, self.text_context_length = 8, 77
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x

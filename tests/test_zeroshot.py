@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import StandInCLIP
 from torch import nn
 
 import clipmat
@@ -197,20 +198,12 @@ def test_random_clip_predictor_mechanics(tiny_backbone):
 # ---------------------------------------------------------------- the pipeline, with a known answer
 
 
-class ColourCLIP(nn.Module):
+class ColourCLIP(StandInCLIP):
     """A stand-in CLIP whose embeddings are known: 'red', 'blue' or background, by colour."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = get_model_config("clipmat-tiny").clip
-        self.clip = nn.Module()
-        self.clip.logit_scale = nn.Parameter(torch.tensor(np.log(100.0), dtype=torch.float32))
-        self.clip.encode_text = self._encode_text
         self.red, self.blue = bpe_encode("red")[0], bpe_encode("blue")[0]
-        self.patch_size, self.text_context_length = 8, 77
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
     def _encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(len(ids), 3)

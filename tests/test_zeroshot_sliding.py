@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import StandInCLIP
 from torch import nn
 
 from clipmat.factory import get_model_config
@@ -132,22 +133,14 @@ VOCAB = ("red", "sky", "background", "wall", "floor", "ground", "texture", "patt
 COLOURS = {"red": (230, 20, 20), "sky": (135, 206, 235), "ground": (110, 110, 110)}
 
 
-class SkyCLIP(nn.Module):
+class SkyCLIP(StandInCLIP):
     """A stand-in CLIP with one text axis per word of ``VOCAB`` (texts with none of them: an
     axis of their own) and patches that are soft mixtures of the words of ``COLOURS``, by the
     distance of their mean colour to each."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = get_model_config("clipmat-tiny").clip
-        self.clip = nn.Module()
-        self.clip.logit_scale = nn.Parameter(torch.tensor(np.log(100.0), dtype=torch.float32))
-        self.clip.encode_text = self._encode_text
         self.words = [bpe_encode(w)[0] for w in VOCAB]
-        self.patch_size, self.text_context_length = 8, 77
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
     def _encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(len(ids), len(VOCAB) + 1)
