@@ -12,6 +12,8 @@ other work on the machine falls on every row alike. The rows:
   pooling, projection) on a 512x512 input, the reference of ``bench/predict_latency.py``;
 - bare fp32 encoder at 352 px: the same architecture built for 352 px, CLIPSeg's input and
   encoder, as CLIPSeg's proxy (its decoder is small);
+- bare bf16-autocast encoder at 352 px (where bf16 runs): that proxy under CPU bf16 autocast,
+  for a ratio at like precision (CLIPSeg ships fp32; the target is against the fp32 row);
 - image tower, per precision: ``backbone.encode_image_levels`` at 512 px (the blocks CLIPMat
   reads);
 - whole predict, per precision: ``CLIPMatPredictor(apply_precision(create_model(
@@ -106,15 +108,25 @@ def speed_rows(arch: str, side: int, proxy_side: int, precisions: list[str]) -> 
         f"bare fp32 encoder {side}": _no_grad(lambda: model.backbone.clip.visual(x)),
         f"bare fp32 encoder {proxy_side} (CLIPSeg proxy)": _no_grad(lambda: proxy(xp)),
     }
+    if "bf16" in precisions:  # the proxy at our fastest precision, for a like-for-like ratio
+        rows[f"bare bf16-autocast encoder {proxy_side}"] = _no_grad(_bf16(lambda: proxy(xp)))
     setup = {}
     for p in precisions:
         start = time.perf_counter()
         m = apply_precision(model, p)
         setup[p] = time.perf_counter() - start
-        predictor = clipmat.CLIPMatPredictor(m, name=p, device="cpu")
+        predictor = clipmat.CLIPMatPredictor(m, name=p, device="cpu")  # at m's precision
         rows[f"image tower {p}"] = _no_grad(lambda m=m: m.backbone.encode_image_levels(x))
         rows[f"whole predict {p}"] = _new_photo_predict(predictor, rng, side)
     return rows, setup
+
+
+def _bf16(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return fn()
+
+    return run
 
 
 def _no_grad(fn: Callable[[], object]) -> Callable[[], object]:

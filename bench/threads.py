@@ -1,6 +1,6 @@
 """The app's matting slots and torch threads under 16 clients, several settings side by side.
 
-    python bench/threads.py [--settings 1x1,1x2,2x1,2x2,3x1] [--precisions fp32[,int8,onnx]]
+    python bench/threads.py [--settings 1x1,1x2,2x1,2x2,3x1] [--precisions fp32[,bf16,int8,onnx]]
                             [--rounds 2] [--clients 16] [--requests 5]
                             [--predictor random-tiny|random-vitb16|NAME] [--json OUT]
 

@@ -2,7 +2,7 @@
 
     python -m clipmat.batch --input FOLDER --text PHRASE [--text ...] --out DIR
     python -m clipmat.batch --pairs FILE.csv|FILE.json --out DIR
-        [--predictor NAME|auto|CHECKPOINT] [--device D] [--precision fp32|int8|onnx]
+        [--predictor NAME|auto|CHECKPOINT] [--device D] [--precision fp32|bf16|int8|onnx]
         [--setting auto|keyword|expression] [--refine] [--cutout]
     torchrun --nproc-per-node N -m clipmat.batch ...   # the same, shared among N processes
 
@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from clipmat.clipmat_predictor import CLIPMatPredictor
 from clipmat.evaluate import gather_rows, join_process_group, load_any_predictor
-from clipmat.precision import PRECISIONS, apply_precision, check_device
+from clipmat.precision import PRECISIONS, check_device
 from clipmat.results import Photo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -325,7 +325,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--predictor", default="auto", help="registry name or checkpoint path")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="CLIPMat predictors on the CPU: int8 or onnx towers")  # fmt: skip
+                        help="CLIPMat predictors on the CPU: bf16, int8 or onnx towers")  # fmt: skip
     parser.add_argument("--setting", choices=("auto", "keyword", "expression"), default="auto")
     parser.add_argument("--refine", action="store_true", help="re-matte the edges in closed form")
     parser.add_argument("--cutout", action="store_true", help="also an RGBA cutout (raw colours)")
@@ -355,7 +355,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str
         if args.precision != "fp32":
             if not isinstance(predictor, CLIPMatPredictor):
                 parser.error(f"--precision applies to CLIPMat predictors, not {predictor.name}")
-            predictor.model = apply_precision(predictor.model, args.precision, inplace=True)
+            predictor.set_precision(args.precision)
         return predictor
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"cannot load predictor {args.predictor!r}: {err}")
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jobs = _jobs(parser, args)
     if args.precision != "fp32" and args.device == "auto":
-        args.device = "cpu"  # the int8 and onnx towers run on the CPU
+        args.device = "cpu"  # the bf16, int8 and onnx towers run on the CPU
     rank, world, device, joined = join_process_group(args.device)
     try:
         predictor = _load(parser, args, device)

@@ -17,7 +17,7 @@ import torch
 from clipmat import refine
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput, ImageFeatures
 from clipmat.model.decoders import BACKGROUND
-from clipmat.precision import apply_precision, check_device
+from clipmat.precision import apply_precision, check_device, precision_of
 from clipmat.predictor import Predictor
 from clipmat.refine import refine_alpha
 from clipmat.results import Candidate, EncodedImage, MattingResult, Photo, PredictOptions
@@ -52,8 +52,9 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         trust: the weights' calibrated confidence and domain check (:mod:`clipmat.trust`);
             without it the confidence is the mean foreground probability of the chosen region
             and the unsure threshold 0.6.
-        precision: "fp32", or a faster CPU path for the CLIP towers, "int8" or "onnx"
-            (:func:`clipmat.precision.apply_precision`; the model itself is not changed).
+        precision: "fp32", or a faster CPU path for the CLIP towers, "bf16", "int8" or "onnx"
+            (:func:`clipmat.precision.apply_precision`; the model itself is not changed). A
+            model converted beforehand keeps its precision (a bf16 one gets its autocast).
     """
 
     def __init__(
@@ -73,8 +74,16 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         )
         check_device(precision, self.device)
         self.model = apply_precision(model.to(self.device).eval(), precision)
-        self.precision = precision
+        self.precision = precision_of(self.model)  # also for a model converted beforehand
         self.trust = trust
+
+    def set_precision(self, precision: str) -> None:
+        """Convert this predictor's fp32 towers to ``precision`` in place (no copy of the model:
+        for a predictor that was loaded at fp32); cached photos are forgotten."""
+        check_device(precision, self.device)
+        self.model = apply_precision(self.model, precision, inplace=True)
+        self.precision = precision
+        self.clear_cache()
 
     def _encode(self, photo: Photo) -> _Encoded:
         cfg = self.model.cfg
@@ -82,7 +91,7 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         size = model_input_size(*rgb.shape[:2], short_side=cfg.image_size, multiple=cfg.patch_size)
         images = to_model_input(rgb, size).to(self.device)
         backbone = self.model.backbone
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             if self.trust is None or self.trust.domain is None:
                 return _Encoded(self.model.encode_image(images), None)
             x = backbone.normalize(images)
@@ -220,7 +229,7 @@ class CLIPMatPredictor(Predictor[_Encoded]):
             template_ids += list(range(n))
             owners += [i] * n
         tokens = self.model.tokenize(rows, settings_rows, template_ids)
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             text, padding = self.model.encode_text(tokens)  # (R, L, Dt), (R, L)
             merged, merged_pad = _merge_rows(text, padding, owners, len(phrases))
             return self.model.decode_text(feats, merged, merged_pad)

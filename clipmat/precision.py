@@ -1,6 +1,13 @@
-"""Faster CPU paths for CLIPMat's CLIP towers: ``apply_precision(model, "int8" | "onnx")``.
+"""Faster CPU paths for CLIPMat's CLIP towers: ``apply_precision(model, "bf16"|"int8"|"onnx")``.
 
 - "fp32": the model as it is (the default).
+- "bf16": on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX, see :func:`native_bf16`),
+  both towers' attention rewritten as for "int8" below, and every linear layer of both towers
+  keeping its weights in bf16 (:class:`Bf16Linear`: bf16 products, fp32 accumulation); the
+  residual stream and the layer norms stay in fp32. A predictor at "bf16" also runs the rest
+  of the model (details branch, pop-up, decoders) under CPU autocast to bf16
+  (:func:`clipmat.runtime.autocast`). Without native bf16 the CPU emulates it, slower than
+  fp32, so it is refused there.
 - "int8": both towers' attention rewritten with ``nn.Linear`` projections and PyTorch's fused
   ``scaled_dot_product_attention`` (open_clip's ``nn.MultiheadAttention`` keeps its input
   projection as a bare parameter, so dynamic quantization never reaches it, and its CPU fast
@@ -13,8 +20,8 @@
   stay in PyTorch in fp32. Needs ``pip install onnx onnxruntime``; the export takes seconds
   (about 15 s for ViT-B/16 on 2 cores), or none with ``cache_dir``.
 
-Everything else (the prompt, the pop-up, the details branch, the decoders) is unchanged. Both
-paths run on the CPU and are for inference only: a model at another precision cannot be trained
+Everything else (the prompt, the pop-up, the details branch, the decoders) is unchanged but
+for a bf16 predictor's autocast. The paths run on the CPU and are for inference only: a model at another precision cannot be trained
 or saved. ``bench/cpu_paths.py`` measures their speed and their parity with fp32.
 """
 
@@ -39,7 +46,7 @@ from torch import nn
 
 from clipmat.model.clipmat import CLIPMat
 
-PRECISIONS = ("fp32", "int8", "onnx")
+PRECISIONS = ("fp32", "bf16", "int8", "onnx")
 ONNX_OPSET = 17
 _ONNX_PACKAGES = ("onnx", "onnxruntime")
 
@@ -118,10 +125,58 @@ def replace_attention(module: nn.Module) -> int:
     return count
 
 
+class Bf16Linear(nn.Module):
+    """``nn.Linear`` with bf16 weights: (..., in) of any float dtype -> (..., out) in bf16.
+
+    The input is rounded to bf16 and the product accumulates in fp32 (oneDNN), so a CPU with
+    native bf16 computes it several times faster than fp32. A caller that adds the output to an
+    fp32 tensor (a residual) gets fp32 back by type promotion.
+
+    Args:
+        linear: the layer to replace; its weights are copied in bf16.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = nn.Parameter(linear.weight.detach().to(torch.bfloat16), requires_grad=False)
+        bias = linear.bias
+        self.bias = None if bias is None else nn.Parameter(bias.detach().to(torch.bfloat16), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias)
+
+
+def replace_linear_bf16(module: nn.Module) -> int:
+    """Replace every ``nn.Linear`` under ``module`` by :class:`Bf16Linear`; how many."""
+    count = 0
+    for name, child in module.named_children():
+        if type(child) is nn.Linear:
+            setattr(module, name, Bf16Linear(child))
+            count += 1
+        else:
+            count += replace_linear_bf16(child)
+    return count
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 products natively (AVX512-BF16 or AMX tiles)."""
+    cpu = torch.cpu
+    return any(
+        bool(getattr(cpu, probe, lambda: False)())
+        for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
 def check_precision(precision: str) -> None:
     """Raise a ValueError for an unknown precision or one whose packages are missing."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and not native_bf16():
+        raise ValueError(
+            "precision 'bf16' needs a CPU with native bf16 arithmetic (AVX512-BF16 or AMX); "
+            "this one emulates it, slower than fp32: use 'int8'"
+        )
     if precision == "int8" and set(torch.backends.quantized.supported_engines) <= {"none"}:
         raise ValueError("precision 'int8' needs a PyTorch build with quantized CPU kernels")
     if precision == "onnx":
@@ -182,24 +237,36 @@ def apply_precision(
         raise ValueError(
             f"precision {precision!r} runs on the CPU only; the model is on {model.device}"
         )
-    converted = isinstance(model.backbone.clip.visual.transformer, OnnxImageTower) or any(
+    if precision_of(model) != "fp32" or any(
         isinstance(m, SelfAttention) for m in model.backbone.clip.modules()
-    )
-    if converted:
+    ):
         raise ValueError("the model's towers were converted already; start from the fp32 model")
     if not inplace:
         model = copy.deepcopy(model)
     model.eval().requires_grad_(False)
     clip = model.backbone.clip
-    if precision == "int8":
+    if precision in ("bf16", "int8"):
         for tower in (clip.visual.transformer, clip.transformer):
             replace_attention(tower)
-            _quantize_linear(tower)
+            (replace_linear_bf16 if precision == "bf16" else _quantize_linear)(tower)
     else:
         clip.visual.transformer = export_image_tower(
             model, cache_dir=cache_dir, threads=threads or torch.get_num_threads()
         )
     return model
+
+
+def precision_of(model: CLIPMat) -> str:
+    """The precision :func:`apply_precision` gave ``model``'s towers ("fp32" if none)."""
+    clip = model.backbone.clip
+    if isinstance(clip.visual.transformer, OnnxImageTower):
+        return "onnx"
+    for m in clip.modules():
+        if isinstance(m, Bf16Linear):
+            return "bf16"
+        if isinstance(m, torch.ao.nn.quantized.dynamic.Linear):
+            return "int8"
+    return "fp32"
 
 
 def _quantize_linear(module: nn.Module) -> None:

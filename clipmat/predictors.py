@@ -93,7 +93,7 @@ def load_predictor(
             (a trained CLIPMat published with ``python -m clipmat.push``) or a checkpoint file.
         device: "auto" picks CUDA when available.
         allow_download: fetch missing weights with huggingface_hub (None: unless offline).
-        precision: "fp32", or a faster CPU path of a CLIPMat's towers, "int8" or "onnx"
+        precision: "fp32", or a faster CPU path of a CLIPMat's towers, "bf16", "int8", "onnx"
             (:mod:`clipmat.precision`).
 
     Raises:

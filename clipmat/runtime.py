@@ -21,9 +21,12 @@ def select_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(device)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 (or fp16 where bf16 is missing) autocast on CUDA; nothing on the CPU."""
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """bf16 (or fp16 where bf16 is missing) autocast on CUDA; on the CPU, bf16 autocast for
+    ``precision`` "bf16" (:mod:`clipmat.precision`) and nothing otherwise."""
     if device.type != "cuda":
+        if precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype)

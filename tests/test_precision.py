@@ -1,5 +1,6 @@
-"""The CPU paths of clipmat.precision: the attention rewrite is exact, int8 reaches every linear
-layer of both towers, both paths stay close to fp32, and bad requests are refused clearly."""
+"""The CPU paths of clipmat.precision: the attention rewrite is exact, bf16 and int8 reach every
+linear layer of both towers, every path stays close to fp32, and bad requests are refused
+clearly."""
 
 from __future__ import annotations
 
@@ -13,10 +14,23 @@ from torch import nn
 import clipmat
 from clipmat import precision as prec
 from clipmat.evaluate import miniworld_items
-from clipmat.precision import SelfAttention, apply_precision, check_device, check_precision
+from clipmat.precision import (
+    Bf16Linear,
+    SelfAttention,
+    apply_precision,
+    check_device,
+    check_precision,
+    native_bf16,
+)
+from clipmat.runtime import autocast
 
 HAS_ONNX = all(importlib.util.find_spec(p) for p in ("onnx", "onnxruntime"))
-FAST = ["int8", pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ONNX, reason="no onnx"))]
+NO_BF16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+FAST = [
+    pytest.param("bf16", marks=NO_BF16),
+    "int8",
+    pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ONNX, reason="no onnx")),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +61,60 @@ def test_self_attention_equals_multihead_attention(batch_first):
         attn(x, torch.randn_like(x), torch.randn_like(x))
 
 
-def test_int8_quantizes_every_linear_layer_of_both_towers(tiny):
-    model = apply_precision(tiny, "int8")
-    quantized = torch.ao.nn.quantized.dynamic.Linear
+@pytest.mark.parametrize(
+    ("precision", "replaced"),
+    [pytest.param("bf16", Bf16Linear, marks=NO_BF16), ("int8", nn.quantized.dynamic.Linear)],
+)
+def test_every_linear_layer_of_both_towers_converted(precision, replaced, tiny):
+    model = apply_precision(tiny, precision)
     clip = model.backbone.clip
     for tower in (clip.visual.transformer, clip.transformer):
         assert not any(isinstance(m, nn.MultiheadAttention) for m in tower.modules())
         assert not any(type(m) is nn.Linear for m in tower.modules())
         # per block: the q/k/v projection, the output projection and the two MLP layers
-        count = sum(isinstance(m, quantized) for m in tower.modules())
+        count = sum(isinstance(m, replaced) for m in tower.modules())
         assert count == 4 * len(tower.resblocks)
+    assert prec.precision_of(model) == precision and prec.precision_of(tiny) == "fp32"
+    # a predictor of the converted model knows its precision (a bf16 one needs its autocast)
+    assert clipmat.CLIPMatPredictor(model, device="cpu").precision == precision
     # the rest of the model is untouched, and so is the fp32 model it came from
     assert type(model.popup) is type(tiny.popup)
     assert any(isinstance(m, nn.MultiheadAttention) for m in tiny.backbone.clip.modules())
     with pytest.raises(ValueError, match="converted already"):
         apply_precision(model, "int8")
+
+
+@NO_BF16
+def test_bf16_predictor_decodes_under_autocast_and_set_precision_matches(mini_world, monkeypatch):
+    seen = []
+    decode = mini_world.model.decode_text
+    image, pairs = next(iter(miniworld_items("expression", images=1)))
+    text = pairs[0][0]
+    want = clipmat.CLIPMatPredictor(mini_world.model, device="cpu", precision="bf16")
+    monkeypatch.setattr(
+        type(want.model),
+        "decode_text",
+        lambda self, *a: seen.append(torch.is_autocast_enabled("cpu")) or decode.__func__(self, *a),
+    )
+    ref = want.predict(image, text)
+    assert seen == [True]  # the decoders ran in bf16 autocast, not only the towers
+    loaded = clipmat.load_predictor("mini-world", device="cpu")
+    loaded.predict(image, text)
+    loaded.set_precision("bf16")  # in place, as clipmat.batch does
+    got = loaded.predict(image, text)
+    assert loaded.precision == "bf16" and seen == [True, False, True]  # fp32, then bf16
+    assert loaded.stats["image_encodes"] == 2  # the fp32 features were not reused
+    np.testing.assert_array_equal(got.alpha, ref.alpha)
+    with autocast(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")  # fp32 predictors: no autocast on the CPU
+
+
+def test_bf16_refused_where_the_cpu_emulates_it(monkeypatch, tiny):
+    monkeypatch.setattr(prec, "native_bf16", lambda: False)
+    with pytest.raises(ValueError, match=r"native bf16 .*AVX512-BF16 or AMX.*use 'int8'"):
+        check_precision("bf16")
+    with pytest.raises(ValueError, match="native bf16"):
+        apply_precision(tiny, "bf16")
 
 
 @pytest.mark.parametrize("precision", FAST)
@@ -91,7 +144,9 @@ def test_fp32_is_the_model_itself(tiny):
 
 
 def test_unknown_precision_and_device_refused(tiny):
-    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; choose one of fp32, int8"):
+    with pytest.raises(
+        ValueError, match=r"unknown precision 'fp16'; choose one of fp32, bf16, int8"
+    ):
         apply_precision(tiny, "fp16")
     with pytest.raises(ValueError, match="CPU only"):
         check_device("int8", "cuda")
