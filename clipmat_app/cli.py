@@ -2,7 +2,7 @@
 
 clipmat-app [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
             [--max-disk-mb N] [--client-address peer|forwarded]
-            [--precision auto|fp32|int8|onnx] [--threads N] [--matte-slots N]
+            [--precision auto|fp32|bf16|int8|onnx] [--threads N] [--matte-slots N]
 
 Everything the app writes (its output files, Gradio's uploads and cache) lives in one temporary
 folder kept under ``--max-disk-mb`` and removed when the app exits (Ctrl-C or SIGTERM). Gradio
@@ -29,7 +29,9 @@ from clipmat_app.storage import DEFAULT_MAX_DISK_MB, Storage
 if TYPE_CHECKING:
     import gradio as gr
 
-CPU_PRECISION = "int8"  # what --precision auto means on CPU (see the README's benchmarks)
+# What --precision auto means on CPU: the first of these this machine runs (bf16 needs native
+# bf16 arithmetic), as measured by bench/cpu_paths.py (see the README's benchmarks).
+CPU_PRECISIONS = ("bf16", "int8")
 # Any request but an upload: a phrase, the settings, and at most one inline photo (base64).
 MAX_REQUEST_BYTES = MAX_DATA_URL_BYTES * 4 // 3 + 2**20
 CSS = """
@@ -165,8 +167,9 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", *PRECISIONS),
         default="auto",
-        help=f"CPU path of a CLIPMat predictor's CLIP towers (clipmat.precision); 'auto': "
-        f"{CPU_PRECISION} on CPU, fp32 on a GPU. Zero-shot predictors run in fp32",
+        help="CPU path of a CLIPMat predictor's CLIP towers (clipmat.precision); 'auto': "
+        f"the first of {', '.join(CPU_PRECISIONS)} this CPU runs, fp32 on a GPU. Zero-shot "
+        "predictors run in fp32",
     )
     parser.add_argument(
         "--threads",
@@ -183,19 +186,22 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """The precision ``--precision`` means on ``device``: 'auto' is CPU_PRECISION on CPU and
-    fp32 on a GPU (the CPU paths refuse other devices) or where CPU_PRECISION cannot run (a
-    PyTorch build without quantized kernels)."""
+    """The precision ``--precision`` means on ``device``: 'auto' is the first of CPU_PRECISIONS
+    that this machine runs (bf16 needs native bf16 arithmetic, int8 quantized kernels), fp32 on
+    a GPU (the CPU paths refuse other devices) or where none runs."""
     if precision != "auto":
         return precision
     import torch
 
-    on_gpu = device != "cpu" and (device != "auto" or torch.cuda.is_available())
-    try:
-        check_precision(CPU_PRECISION)
-    except ValueError:
+    if device != "cpu" and (device != "auto" or torch.cuda.is_available()):
         return "fp32"
-    return "fp32" if on_gpu else CPU_PRECISION
+    for candidate in CPU_PRECISIONS:
+        try:
+            check_precision(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return "fp32"
 
 
 def _stop_on_sigterm() -> None:

@@ -186,17 +186,24 @@ def test_compute_options_reach_the_pool_and_the_queue(monkeypatch):
         with pytest.raises(SystemExit):
             cli.parse_args(bad)
     assert cli.resolve_precision("onnx", "cpu") == "onnx"
-    assert cli.resolve_precision("auto", "cpu") == cli.CPU_PRECISION
     assert cli.resolve_precision("auto", "cuda") == "fp32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert cli.resolve_precision("auto", "auto") == "fp32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert cli.resolve_precision("auto", "auto") == cli.CPU_PRECISION
+    assert cli.resolve_precision("auto", "auto") == cli.resolve_precision("auto", "cpu")
 
-    def cannot_run(precision):
-        raise ValueError(f"precision {precision!r} needs a package that is missing")
+    assert cli.resolve_precision("auto", "cpu") in cli.CPU_PRECISIONS
+    refused = set()
 
-    monkeypatch.setattr(cli, "check_precision", cannot_run)  # e.g. no quantized kernels
+    def check(precision):
+        if precision in refused:
+            raise ValueError(f"precision {precision!r} cannot run here")
+
+    monkeypatch.setattr(cli, "check_precision", check)
+    assert cli.resolve_precision("auto", "cpu") == "bf16"  # native bf16: the fastest path
+    refused.add("bf16")  # a CPU that emulates bf16
+    assert cli.resolve_precision("auto", "cpu") == "int8"
+    refused.add("int8")  # and a PyTorch build without quantized kernels
     assert cli.resolve_precision("auto", "cpu") == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
         PredictorPool(precision="fp16")
