@@ -77,11 +77,35 @@ def test_every_linear_layer_of_both_towers_converted(precision, replaced, tiny):
     assert prec.precision_of(model) == precision and prec.precision_of(tiny) == "fp32"
     # a predictor of the converted model knows its precision (a bf16 one needs its autocast)
     assert clipmat.CLIPMatPredictor(model, device="cpu").precision == precision
-    # the rest of the model is untouched, and so is the fp32 model it came from
+    # the rest of the model computes what it did, channels-last; the fp32 model is untouched
+    conv = model.details_decoder.c1.convs[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert model.image_layout == torch.channels_last
+    assert tiny.image_layout == torch.contiguous_format
+    assert tiny.details_decoder.c1.convs[0][0].weight.is_contiguous()
     assert type(model.popup) is type(tiny.popup)
     assert any(isinstance(m, nn.MultiheadAttention) for m in tiny.backbone.clip.modules())
     with pytest.raises(ValueError, match="converted already"):
         apply_precision(model, "int8")
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_bf16_linear_is_a_bf16_product(packed, monkeypatch):
+    if not packed:  # a PyTorch without oneDNN: a plain bf16 weight
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 96)
+    layer = Bf16Linear(linear)
+    assert (layer.packed is not None) == (packed and torch.backends.mkldnn.is_available())
+    w, b = linear.weight.bfloat16(), linear.bias.bfloat16()
+    for shape in [(5, 64), (2, 7, 64)]:  # any number of rows, any leading dims
+        x = torch.randn(*shape)
+        got = layer(x)
+        assert got.dtype == torch.bfloat16 and got.shape == (*shape[:-1], 96)
+        want = torch.nn.functional.linear(x.bfloat16(), w, b)
+        torch.testing.assert_close(got.float(), want.float(), atol=0.02, rtol=0.01)
+        exact = torch.nn.functional.linear(x, linear.weight, linear.bias)
+        assert (got.float() - exact).abs().max() < 0.05  # bf16's rounding, nothing more
 
 
 @NO_BF16

@@ -92,6 +92,9 @@ class CLIPMat(nn.Module):
             skips=cfg.details,
             full_res_ch=cfg.details_full_res if cfg.details else 0,
         )
+        # The image's layout for the details branch: channels-last where its convolutions
+        # are channels-last too (clipmat.precision's CPU paths), faster on oneDNN.
+        self.image_layout = torch.contiguous_format
         self.apply_freezing()
 
     def apply_freezing(self) -> None:
@@ -132,7 +135,7 @@ class CLIPMat(nn.Module):
             levels = self.backbone.encode_image_levels(x)  # 4 x (B, 1 + h*w, Dv)
         p = self.backbone.patch_size
         grid = (images.shape[-2] // p, images.shape[-1] // p)
-        feats = self.details(levels, x, grid)
+        feats = self.details(levels, x.contiguous(memory_format=self.image_layout), grid)
         detail = self.details_decoder(feats, images.shape[-2:])
         return ImageFeatures(tokens=levels[-1], detail=detail, grid=grid)
 
