@@ -3,8 +3,9 @@
 - "fp32": the model as it is (the default).
 - "bf16": on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX, see :func:`native_bf16`),
   both towers' attention rewritten as for "int8" below, and every linear layer of both towers
-  keeping its weights in bf16 (:class:`Bf16Linear`: bf16 products, fp32 accumulation); the
-  residual stream and the layer norms stay in fp32. A predictor at "bf16" also runs the rest
+  keeping its weights in bf16 (:class:`Bf16Linear`: bf16 products, fp32 accumulation), and
+  OpenAI CLIP's QuickGELU folded into one SiLU (:func:`fold_quick_gelu`); the residual stream
+  and the layer norms stay in fp32. A predictor at "bf16" also runs the rest
   of the model (details branch, pop-up, decoders) under CPU autocast to bf16
   (:func:`clipmat.runtime.autocast`). Without native bf16 the CPU emulates it, slower than
   fp32, so it is refused there.
@@ -49,6 +50,7 @@ from clipmat.model.clipmat import CLIPMat
 
 PRECISIONS = ("fp32", "bf16", "int8", "onnx")
 ONNX_OPSET = 17
+QUICK_GELU_SCALE = 1.702  # open_clip's QuickGELU: x * sigmoid(1.702 x)
 _ONNX_PACKAGES = ("onnx", "onnxruntime")
 
 
@@ -166,6 +168,27 @@ def _pack_bf16(weight: torch.Tensor) -> torch.Tensor | None:
         return None
 
 
+def fold_quick_gelu(module: nn.Module) -> int:
+    """Rewrite every MLP under ``module`` whose activation is open_clip's ``QuickGELU`` with one
+    fused ``SiLU``, in place; how many. QuickGELU(y) = y * sigmoid(1.702 y) = SiLU(1.702 y) /
+    1.702, so ``c_fc``'s weight and bias are scaled by 1.702 and ``c_proj``'s weight divided by
+    it: the same function, one elementwise pass instead of three."""
+    from open_clip.transformer import QuickGELU
+
+    count = 0
+    for child in module.modules():
+        parts = [getattr(child, n, None) for n in ("c_fc", "gelu", "c_proj")]
+        if isinstance(parts[1], QuickGELU) and all(isinstance(p, nn.Linear) for p in parts[::2]):
+            with torch.no_grad():
+                parts[0].weight.mul_(QUICK_GELU_SCALE)
+                if parts[0].bias is not None:
+                    parts[0].bias.mul_(QUICK_GELU_SCALE)
+                parts[2].weight.div_(QUICK_GELU_SCALE)
+            child.gelu = nn.SiLU()
+            count += 1
+    return count
+
+
 def replace_linear_bf16(module: nn.Module) -> int:
     """Replace every ``nn.Linear`` under ``module`` by :class:`Bf16Linear`; how many."""
     count = 0
@@ -268,7 +291,11 @@ def apply_precision(
     if precision in ("bf16", "int8"):
         for tower in (clip.visual.transformer, clip.transformer):
             replace_attention(tower)
-            (replace_linear_bf16 if precision == "bf16" else _quantize_linear)(tower)
+            if precision == "bf16":
+                fold_quick_gelu(tower)
+                replace_linear_bf16(tower)
+            else:
+                _quantize_linear(tower)
     else:
         clip.visual.transformer = export_image_tower(
             model, cache_dir=cache_dir, threads=threads or torch.get_num_threads()

@@ -89,6 +89,22 @@ def test_every_linear_layer_of_both_towers_converted(precision, replaced, tiny):
         apply_precision(model, "int8")
 
 
+def test_quick_gelu_folded_into_silu_is_the_same_function():
+    from open_clip.transformer import QuickGELU, Transformer
+
+    torch.manual_seed(0)
+    quick = Transformer(width=32, layers=2, heads=4, act_layer=QuickGELU).eval()
+    plain = Transformer(width=32, layers=2, heads=4, act_layer=nn.GELU).eval()
+    x = torch.randn(2, 9, 32)
+    with torch.no_grad():
+        want = quick(x)
+        assert prec.fold_quick_gelu(quick) == 2 and prec.fold_quick_gelu(plain) == 0
+        got = quick(x)
+    assert not any(isinstance(m, QuickGELU) for m in quick.modules())
+    assert any(isinstance(m, nn.SiLU) for m in quick.modules())
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("packed", [True, False])
 def test_bf16_linear_is_a_bf16_product(packed, monkeypatch):
     if not packed:  # a PyTorch without oneDNN: a plain bf16 weight
