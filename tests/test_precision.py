@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 import clipmat
+from clipmat import onnx_tower
 from clipmat import precision as prec
 from clipmat.evaluate import miniworld_items
+from clipmat.fast_layers import fold_quick_gelu
 from clipmat.precision import (
     Bf16Linear,
     SelfAttention,
@@ -98,7 +100,7 @@ def test_quick_gelu_folded_into_silu_is_the_same_function():
     x = torch.randn(2, 9, 32)
     with torch.no_grad():
         want = quick(x)
-        assert prec.fold_quick_gelu(quick) == 2 and prec.fold_quick_gelu(plain) == 0
+        assert fold_quick_gelu(quick) == 2 and fold_quick_gelu(plain) == 0
         got = quick(x)
     assert not any(isinstance(m, QuickGELU) for m in quick.modules())
     assert any(isinstance(m, nn.SiLU) for m in quick.modules())
@@ -213,7 +215,7 @@ def test_onnx_tower_cached_and_limited_to_its_levels(tiny, tmp_path, monkeypatch
     model = apply_precision(tiny, "onnx", cache_dir=tmp_path)
     files = list(tmp_path.glob("tower-*.int8.onnx"))
     assert len(files) == 1
-    monkeypatch.setattr(prec, "_export_quantized", lambda *a: pytest.fail("exported again"))
+    monkeypatch.setattr(onnx_tower, "_export_quantized", lambda *a: pytest.fail("exported again"))
     again = apply_precision(tiny, "onnx", cache_dir=tmp_path)
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
