@@ -128,6 +128,17 @@ class PredictorPool:
             out.append(Choice(s.name, s.available, s.licence, s.description, s.reason))
         return out
 
+    def compute(self, name: str) -> str:
+        """How the loaded predictor ``name`` computes ("bf16 on the CPU", "fp32 on the CPU",
+        "bf16 autocast on the GPU"); "" when it is not loaded yet."""
+        predictor = self._loaded.get(name)
+        if predictor is None:
+            return ""
+        device = getattr(predictor, "device", None)
+        if device is not None and device.type == "cuda":
+            return "bf16 autocast on the GPU"
+        return f"{getattr(predictor, 'precision', 'fp32')} on the CPU"
+
     def choice(self, name: str) -> Choice:
         for c in self.choices():
             if c.name == name:

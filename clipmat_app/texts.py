@@ -26,7 +26,9 @@ def predictor_text(pool: PredictorPool, name: str | None) -> str:
     choice = pool.choice(name)
     if not choice.available:
         return f"**{name}** cannot run here: {choice.reason}"
-    return f"**Active: {name}** · {choice.description} · weights licence: {choice.licence}"
+    line = f"**Active: {name}** · {choice.description} · weights licence: {choice.licence}"
+    compute = pool.compute(name)
+    return f"{line} · computed in {compute}" if compute else line
 
 
 def predictors_table(pool: PredictorPool) -> str:

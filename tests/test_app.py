@@ -19,6 +19,7 @@ from PIL import Image
 import clipmat.predictors
 import editing
 from clipmat import save_model
+from clipmat.precision import native_bf16
 from clipmat.predictors import PredictorStatus
 from clipmat_app import cli, texts, ui
 from clipmat_app import pool as app_pool
@@ -230,6 +231,14 @@ def test_no_predictor_at_all_still_builds(monkeypatch):
     assert "No predictor can run here" in str(demo.config)
 
 
+def test_active_line_says_how_the_predictor_computes():
+    pool = PredictorPool(extra={RANDOM_TINY: lambda: create_random_tiny(precision="int8")})
+    assert pool.compute(RANDOM_TINY) == ""  # not loaded yet: nothing claimed
+    pool.get(RANDOM_TINY)
+    assert pool.compute(RANDOM_TINY) == "int8 on the CPU"
+    assert texts.predictor_text(pool, RANDOM_TINY).endswith("· computed in int8 on the CPU")
+
+
 def test_importing_the_app_writes_no_files():
     assert not (ROOT / "app.pyi").exists()  # gradio writes stubs for component subclasses
 
@@ -274,6 +283,8 @@ def test_app_starts_offline_quickly(tmp_path):
         usable = [s for s in clipmat.predictors.list_predictors() if s.available]
         if usable:
             assert f"Active: {usable[0].name}" in config
+            fast = "bf16" if native_bf16() else "int8"  # what --precision auto picks on CPU
+            assert f"computed in {fast} on the CPU" in config
         else:
             assert "No predictor can run here" in config
     finally:
