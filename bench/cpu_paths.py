@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import clipmat  # noqa: E402
 from clipmat.model.backbone import create_clip  # noqa: E402
 from clipmat.precision import PRECISIONS, apply_precision, check_precision  # noqa: E402
+from clipmat.runtime import autocast  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHRASE = "the cat with white and black fur"
@@ -149,7 +150,7 @@ def _clipseg(side: int) -> Callable[[], object] | None:
 
 def _bf16(fn: Callable[[], object]) -> Callable[[], object]:
     def run() -> object:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(torch.device("cpu"), "bf16"):  # as a bf16 predictor runs
             return fn()
 
     return run

@@ -82,7 +82,7 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         for a predictor that was loaded at fp32); cached photos are forgotten."""
         check_device(precision, self.device)
         self.model = apply_precision(self.model, precision, inplace=True)
-        self.precision = precision
+        self.precision = precision_of(self.model)
         self.clear_cache()
 
     def _encode(self, photo: Photo) -> _Encoded:

@@ -3,6 +3,8 @@ QuickGELU folded into SiLU, and the test for native bf16 arithmetic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,20 +70,28 @@ class SelfAttention(nn.Module):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 
+def replace_modules(
+    module: nn.Module, match: Callable[[nn.Module], bool], make: Callable[[nn.Module], nn.Module]
+) -> int:
+    """Replace every submodule of ``module`` that ``match`` accepts by ``make(submodule)``, in
+    place (a replaced module is not searched further); how many were replaced."""
+    count = 0
+    for name, child in module.named_children():
+        if match(child):
+            setattr(module, name, make(child))
+            count += 1
+        else:
+            count += replace_modules(child, match, make)
+    return count
+
+
 def replace_attention(module: nn.Module) -> int:
     """Replace every ``nn.MultiheadAttention`` under ``module`` by :class:`SelfAttention`.
 
     Returns:
         How many were replaced.
     """
-    count = 0
-    for name, child in module.named_children():
-        if isinstance(child, nn.MultiheadAttention):
-            setattr(module, name, SelfAttention(child))
-            count += 1
-        else:
-            count += replace_attention(child)
-    return count
+    return replace_modules(module, lambda m: isinstance(m, nn.MultiheadAttention), SelfAttention)
 
 
 class Bf16Linear(nn.Module):
@@ -147,14 +157,7 @@ def fold_quick_gelu(module: nn.Module) -> int:
 
 def replace_linear_bf16(module: nn.Module) -> int:
     """Replace every ``nn.Linear`` under ``module`` by :class:`Bf16Linear`; how many."""
-    count = 0
-    for name, child in module.named_children():
-        if type(child) is nn.Linear:
-            setattr(module, name, Bf16Linear(child))
-            count += 1
-        else:
-            count += replace_linear_bf16(child)
-    return count
+    return replace_modules(module, lambda m: type(m) is nn.Linear, Bf16Linear)
 
 
 def native_bf16() -> bool:

@@ -57,8 +57,8 @@ class PredictorPool:
             beside the registered ones (e.g. RANDOM_TINY, a checkpoint file).
         device: passed to every predictor ("auto" picks CUDA when present).
         allow_download: for registered weights (None: download unless HF_HUB_OFFLINE).
-        precision: the CLIP towers' CPU path for CLIPMat predictors ("fp32", "int8", "onnx";
-            :mod:`clipmat.precision`); zero-shot predictors always run in fp32.
+        precision: the CLIP towers' CPU path for CLIPMat predictors ("fp32", "bf16", "int8",
+            "onnx"; :mod:`clipmat.precision`); zero-shot predictors always run in fp32.
     """
 
     def __init__(
