@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from clipmat import metrics  # noqa: E402
 from clipmat.data.miniworld import MiniWorld  # noqa: E402
 from clipmat.data.samples import unique_keyword_flags  # noqa: E402
-from clipmat.predictors import load_predictor  # noqa: E402
+from clipmat.predictors.loading import load_predictor  # noqa: E402
 
 
 def interior(alpha: np.ndarray) -> tuple[int, int]:

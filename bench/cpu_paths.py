@@ -29,7 +29,7 @@ the 352 px row at most 1.00). Process CPU seconds per call are printed beside th
 Parity (``--parity``): on ViT-B/16 with random weights, the per-patch cosine to fp32 of the
 four visual token levels CLIPMat reads (level 4 is ``encode_image``'s tokens) on the example
 photos, also of what the blocks add to the embedded patches (stricter: random blocks change
-the tokens little); on the bundled mini-world model, ``clipmat.evaluate`` on held-out scenes,
+the tokens little); on the bundled mini-world model, ``clipmat.evaluation.evaluate`` on held-out scenes,
 keyword and expression: grounding within 0.01 and MAD within 3% of fp32.
 """
 
@@ -248,8 +248,8 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
 
 
 def miniworld_rows(precisions: list[str], images: int) -> dict[str, dict]:
-    """``clipmat.evaluate`` of the bundled mini-world model per precision and setting."""
-    from clipmat.evaluate import evaluate, miniworld_items, predictor_fn
+    """``clipmat.evaluation.evaluate`` of the bundled mini-world model per precision and setting."""
+    from clipmat.evaluation.evaluate import evaluate, miniworld_items, predictor_fn
 
     base = clipmat.load_predictor("mini-world", device="cpu").model
     out: dict[str, dict] = {}

@@ -177,9 +177,9 @@ def synthetic_batch(batch: int, size: int, device: torch.device) -> tuple[torch.
 
 def train_row(name: str, batch: int, plan: Plan, device: torch.device) -> dict:
     """Samples/s and peak memory of the training loop's step on one synthetic batch."""
-    from clipmat.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size
     from clipmat.training import TrainConfig, build_model
     from clipmat.training.loop import _autocast, param_groups
+    from clipmat.training.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size
 
     cfg = TrainConfig(model=name, batch_size=batch, device=str(device))
     torch.manual_seed(0)

@@ -5,7 +5,7 @@
     python bench/miniworld.py --merge A.json B.json [--json OUT]   # one table from several runs
 
 Every row trains from the same tiny CLIP (``--clip-init``, made by ``python -m
-clipmat.clip_pretrain``; random towers without it) for the same wall-time budget (or the same
+clipmat.training.clip_pretrain``; random towers without it) for the same wall-time budget (or the same
 number of steps with ``--steps``, which other work on the machine cannot bias), then is
 evaluated on held-out mini-world scenes (test split: unseen textures, backgrounds and
 colour-category pairs) in the keyword and expression settings. Rows:
@@ -45,8 +45,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipmat import CLIPMatPredictor  # noqa: E402
-from clipmat.evaluate import evaluate, miniworld_items, predictor_fn, shuffle_texts  # noqa: E402
-from clipmat.evaluate_zeroshot import build_predictor  # noqa: E402
+from clipmat.evaluation.evaluate import evaluate, miniworld_items, predictor_fn, shuffle_texts  # noqa: E402
+from clipmat.evaluation.zeroshot import build_predictor  # noqa: E402
 from clipmat.factory import load_model  # noqa: E402
 from clipmat.model.backbone import DENSE_METHODS  # noqa: E402
 from clipmat.training.config import TrainConfig  # noqa: E402
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="training steps per row instead of a time budget (fair under load)",
     )
-    parser.add_argument("--clip-init", help="tiny CLIP weights from clipmat.clip_pretrain")
+    parser.add_argument("--clip-init", help="tiny CLIP weights from clipmat.training.clip_pretrain")
     parser.add_argument(
         "--seeds", type=int, default=1, help="training runs per row (seeds 0..N-1), averaged"
     )

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipmat import metrics  # noqa: E402
-from clipmat.evaluate import miniworld_items  # noqa: E402
+from clipmat.evaluation.evaluate import miniworld_items  # noqa: E402
 
 
 def _blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clipmat.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size  # noqa: E402
 from clipmat.training.config import TrainConfig  # noqa: E402
 from clipmat.training.data import BatchStream  # noqa: E402
 from clipmat.training.loop import build_model, param_groups  # noqa: E402
+from clipmat.training.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

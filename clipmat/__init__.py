@@ -6,7 +6,6 @@ r = p.predict(image, "the red star")   # r.alpha: (H, W) float32 in [0, 1]
 """
 
 from clipmat import metrics, refine  # noqa: F401
-from clipmat.clipmat_predictor import CLIPMatPredictor
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.factory import (
     create_model,
@@ -16,11 +15,17 @@ from clipmat.factory import (
     load_model,
     save_model,
 )
-from clipmat.hub import WeightsNotFoundError
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput
-from clipmat.predictor import Candidate, EncodedImage, MattingResult, Photo, Predictor
-from clipmat.predictors import MiniWorldOnlyWarning, auto_choice, list_predictors, load_predictor
-from clipmat.registry import list_pretrained
+from clipmat.predictors.base import Candidate, EncodedImage, MattingResult, Photo, Predictor
+from clipmat.predictors.clipmat import CLIPMatPredictor
+from clipmat.predictors.loading import (
+    MiniWorldOnlyWarning,
+    auto_choice,
+    list_predictors,
+    load_predictor,
+)
+from clipmat.pretrained.hub import WeightsNotFoundError
+from clipmat.pretrained.registry import list_pretrained
 from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, load_zeroshot_predictor
 
 __all__ = [

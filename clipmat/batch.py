@@ -13,7 +13,7 @@ pair it writes ``OUT/<photo's path without suffix>.<phrase>-<hash>.matte.png`` (
 grey) and with ``--cutout`` ``...cutout.png``: RGBA with the photo's own colours and the matte
 as alpha. The library has no editing layer: these cutouts keep the background's colour mixed
 into soft edges (hair, fur), where ``editing.cutout`` estimates the foreground colour; edits
-are the figure script's (``python -m clipmat_app.demo``), or pass ``writers`` to
+are the figure script's (``python -m clipmat_app.figure``), or pass ``writers`` to
 :func:`run_batch`.
 
 Resumable: a pair whose files all exist is skipped (files are written atomically, so a file
@@ -44,10 +44,10 @@ import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
-from clipmat.clipmat_predictor import CLIPMatPredictor
-from clipmat.evaluate import gather_rows, join_process_group, load_any_predictor
+from clipmat.evaluation.evaluate import gather_rows, join_process_group, load_any_predictor
 from clipmat.precision import PRECISIONS, check_device
-from clipmat.results import Photo
+from clipmat.predictors.clipmat import CLIPMatPredictor
+from clipmat.predictors.results import Photo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 SUMMARY_FILE = "batch_summary.json"

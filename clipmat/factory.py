@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from clipmat import hub, registry
 from clipmat.config import CLIPMatConfig
 from clipmat.model.backbone import load_clip_state_dict
 from clipmat.model.clipmat import CLIPMat
+from clipmat.pretrained import hub, registry
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_FORMAT = "clipmat-v1"
@@ -51,7 +51,7 @@ def create_model(
         name_or_config: a built-in config name, a :class:`CLIPMatConfig`, or its dict.
         pretrained: None for random init; else a tag of this architecture's weights
             (``create_model("clipmat-mini", pretrained="miniworld")``), a weights name from
-            :mod:`clipmat.registry`, or a checkpoint path, of a trained CLIPMat.
+            :mod:`clipmat.pretrained.registry`, or a checkpoint path, of a trained CLIPMat.
         device: where to put the model.
         **overrides: config fields to change, e.g. ``popup=False`` for an ablation.
 
@@ -92,10 +92,10 @@ def save_model(model: CLIPMat, path: str | Path, *, half: bool = False, **metada
 
 
 def load_model(name_or_path: str | Path, *, allow_download: bool | None = None) -> CLIPMat:
-    """Load a trained CLIPMat from a checkpoint path or a weights name (:mod:`clipmat.registry`).
+    """Load a trained CLIPMat from a checkpoint path or a weights name (:mod:`clipmat.pretrained.registry`).
 
     Raises:
-        clipmat.hub.WeightsNotFoundError: when the file cannot be found (the message says how
+        clipmat.pretrained.hub.WeightsNotFoundError: when the file cannot be found (the message says how
             to get it).
         ValueError: when the file is not a CLIPMat checkpoint or its tensors do not fit.
     """

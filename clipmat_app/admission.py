@@ -13,7 +13,7 @@ wraps the demo's queue so that, before a job is queued,
   address; over either cap the job is answered 429, so one client cannot fill the queue.
 
 This relies on gradio 6's queue (``Blocks._queue``, its ``push``, ``event_queue_per_concurrency_id``
-and ``active_jobs``); tests/test_app_security.py fails if that changes.
+and ``active_jobs``); tests/app/test_app_security.py fails if that changes.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import editing
-from clipmat.predictor import MattingResult
+from clipmat.predictors.base import MattingResult
 from clipmat_app.fullsize import write_downloads
 from clipmat_app.prompts import Prompts
 from clipmat_app.views import caption, draw_prompts, overlay, thumbnail

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from clipmat import registry
-from clipmat.clipmat_predictor import CLIPMatPredictor
 from clipmat.factory import create_model
 from clipmat.precision import check_precision
-from clipmat.predictor import MattingResult, Photo, Predictor
-from clipmat.predictors import auto_choice, list_predictors, load_predictor
+from clipmat.predictors.base import MattingResult, Photo, Predictor
+from clipmat.predictors.clipmat import CLIPMatPredictor
+from clipmat.predictors.loading import auto_choice, list_predictors, load_predictor
+from clipmat.pretrained import registry
 
 RANDOM_TINY = "random-tiny"  # developer option: random weights, garbage mattes, instant
 RANDOM_TINY_SEED = 24  # a seed whose random model gives a matte that varies over the photo

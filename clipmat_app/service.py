@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 import editing
-from clipmat.predictor import OPTIONS
+from clipmat.predictors.base import OPTIONS
 from clipmat_app.edits import (  # noqa: F401  (re-exported: the app's edit settings)
     COLOR_HINT,
     DEFAULT_COLOR,

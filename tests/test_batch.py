@@ -19,7 +19,7 @@ from PIL import Image
 
 import clipmat
 from clipmat import batch
-from clipmat.evaluate import miniworld_items
+from clipmat.evaluation.evaluate import miniworld_items
 
 BASE = ["--predictor", "mini-world", "--device", "cpu", "--no-progress"]
 

@@ -172,7 +172,7 @@ def test_wheel_works_from_another_folder(installed, tmp_path):
         "assert 'site-packages' in clipmat.__file__, clipmat.__file__\n"
         "p = clipmat.load_predictor('mini-world', device='cpu')\n"
         "r = p.predict(np.zeros((40, 60, 3), np.uint8), 'the red star')\n"
-        "print('OK', r.alpha.shape, clipmat.hub.locate_weights('mini-world'))\n"
+        "print('OK', r.alpha.shape, clipmat.pretrained.hub.locate_weights('mini-world'))\n"
     )
     out = subprocess.run([py, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]

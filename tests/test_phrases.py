@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipmat.evaluate import miniworld_items
+from clipmat.evaluation.evaluate import miniworld_items
 from clipmat.phrases import MAX_NAME_WORDS, content_words, expression_cues, infer_setting
 
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from clipmat.factory import load_model, save_model
-from clipmat.registry import PROJECT_LICENCE
-from clipmat.weights_io import sha256_file
+from clipmat.pretrained.registry import PROJECT_LICENCE
+from clipmat.pretrained.weights_io import sha256_file
 
 
 def export_weights(

@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from clipmat.config import CLIPMatConfig
 from clipmat.factory import create_model, get_model_config, load_clip_pretrained, load_model
-from clipmat.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size
 from clipmat.model.clipmat import CLIPMat
 from clipmat.training.checkpoint import (
     MODEL_FILE,
@@ -30,6 +29,7 @@ from clipmat.training.checkpoint import (
 )
 from clipmat.training.config import TrainConfig
 from clipmat.training.data import BatchStream
+from clipmat.training.losses import LossWeights, clipmat_loss, make_trimap, trimap_kernel_size
 
 LOG_FILE = "log.csv"
 CONFIG_FILE = "config.json"

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clipmat import hub, registry
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.model.backbone import CLIPBackbone, load_clip_state_dict
+from clipmat.pretrained import hub, registry
 from clipmat.zeroshot.config import ZeroShotConfig
 from clipmat.zeroshot.predictor import ZeroShotPredictor
 from clipmat.zeroshot.windows import CLEARCLIP
@@ -47,7 +47,7 @@ def load_clip_backbone(
 ) -> tuple[CLIPBackbone, dict[str, str]]:
     """A CLIPBackbone with the CLIP weights of a local file.
 
-    Accepts an open_clip CLIP state dict (as written by ``python -m clipmat.clip_pretrain``, whose
+    Accepts an open_clip CLIP state dict (as written by ``python -m clipmat.training.clip_pretrain``, whose
     header holds the towers' config under "clip"), or a CLIPMat checkpoint (its CLIP towers are
     used). Other files need ``towers``.
 
@@ -87,8 +87,8 @@ def load_zeroshot_predictor(
     """The zero-shot predictor on public CLIP weights from the registry (or a local file).
 
     Args:
-        weights: a CLIP weights name of :mod:`clipmat.registry` (e.g. "ViT-B-16.openai") or a
-            file path (a CLIP saved by ``clipmat.clip_pretrain`` or a CLIPMat checkpoint).
+        weights: a CLIP weights name of :mod:`clipmat.pretrained.registry` (e.g. "ViT-B-16.openai") or a
+            file path (a CLIP saved by ``clipmat.training.clip_pretrain`` or a CLIPMat checkpoint).
         name: the predictor's name in results.
         config: dense method, windows, logit scale, prompts, resolutions. Default for
             registry weights: ClearCLIP's evaluation protocol for ViT-B/16 (short side 448,
@@ -98,7 +98,7 @@ def load_zeroshot_predictor(
         allow_download: fetch missing weights (None: unless HF_HUB_OFFLINE is set).
 
     Raises:
-        clipmat.hub.WeightsNotFoundError: weights neither on disk nor downloadable; the message
+        clipmat.pretrained.hub.WeightsNotFoundError: weights neither on disk nor downloadable; the message
             says where it looked and how to get them.
     """
     if Path(weights).is_file():

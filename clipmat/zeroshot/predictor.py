@@ -28,7 +28,7 @@ import torch
 
 from clipmat import refine
 from clipmat.model.backbone import CLIPBackbone
-from clipmat.predictor import (
+from clipmat.predictors.base import (
     Candidate,
     EncodedImage,
     MattingResult,
@@ -97,7 +97,7 @@ class _ImageEntry:
 class ZeroShotPredictor(Predictor[_ImageEntry]):
     """Zero-shot referring matting with any open_clip CLIP held by a :class:`CLIPBackbone`.
 
-    The common predictor interface (:class:`clipmat.predictor.Predictor`); ``refine`` defaults
+    The common predictor interface (:class:`clipmat.predictors.base.Predictor`); ``refine`` defaults
     to ``config.matting`` (False gives the chosen regions' probability map, upsampled); the
     candidates are every part's regions, in order, and ``candidate``, clicks and a box choose
     among them.

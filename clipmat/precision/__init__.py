@@ -1,0 +1,28 @@
+"""The CPU paths: CLIPMat's CLIP towers in bf16, int8 or ONNX Runtime (``apply_precision``).
+
+``paths`` chooses and checks a precision and converts a model; ``layers`` holds the layers the
+paths put in (fused self-attention, bf16 linear layers, the QuickGELU fold); ``onnx_tower`` runs
+the image tower's blocks in ONNX Runtime.
+"""
+
+from clipmat.precision.layers import Bf16Linear, SelfAttention, native_bf16
+from clipmat.precision.onnx_tower import OnnxImageTower
+from clipmat.precision.paths import (
+    PRECISIONS,
+    apply_precision,
+    check_device,
+    check_precision,
+    precision_of,
+)
+
+__all__ = [
+    "PRECISIONS",
+    "Bf16Linear",
+    "OnnxImageTower",
+    "SelfAttention",
+    "apply_precision",
+    "check_device",
+    "check_precision",
+    "native_bf16",
+    "precision_of",
+]

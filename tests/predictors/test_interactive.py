@@ -1,0 +1,141 @@
+"""Clicks and a box: choosing among candidates, weight-free mattes from a box or clicks, and
+CLIPMat's candidates from its semantic map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import clipmat
+from clipmat import interactive, metrics
+from clipmat.model.clipmat import CLIPMatOutput
+from clipmat.predictors.base import PROMPT_ONLY
+from clipmat.predictors.clipmat import CANDIDATE_LEVEL, semantic_candidates
+
+
+def _disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def _two_discs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured grey photo with an orange disc whose edge fades over 6 pixels (left) and a
+    hard blue disc (right)."""
+    h, w = 120, 200
+    photo = rng.normal(120, 12, (h, w, 3)).clip(0, 255)
+    radius = np.hypot(*(np.mgrid[:h, :w] - np.array([60, 55])[:, None, None]))
+    left = np.clip((30 - radius) / 6, 0, 1)
+    right = _disk(h, w, 60, 150, 25)
+    photo = photo * (1 - left[..., None]) + np.array([235, 120, 30]) * left[..., None]
+    photo[right] = (40, 70, 220)
+    return photo.astype(np.uint8), left.astype(np.float32), right
+
+
+def test_choose_candidates_by_box_and_clicks():
+    size = (100, 100)
+    a = np.zeros((10, 10), bool)
+    a[1:4, 1:4] = True  # top left
+    b = np.zeros((10, 10), bool)
+    b[6:9, 6:9] = True  # bottom right
+    masks = [a, b]
+    assert interactive.choose_candidates(masks, {0}, size) == ({0}, [])
+    assert interactive.choose_candidates(masks, {0}, size, box=(55, 55, 100, 100)) == ({1}, [])
+    # a positive click picks what is under it instead of the predictor's choice
+    chosen, stray = interactive.choose_candidates(
+        masks, {0}, size, points=[(75, 75, True), (25, 25, False), (50, 50, True)]
+    )
+    assert chosen == {1} and stray == [(50, 50, True)]
+    both = [(75, 75, True), (25, 25, True)]
+    assert interactive.choose_candidates(masks, {0}, size, points=both) == ({0, 1}, [])
+    # negative clicks leave the candidates alone (they remove objects from the matte)
+    assert interactive.choose_candidates(masks, {0}, size, points=[(25, 25, False)]) == ({0}, [])
+
+
+def test_box_alone_mattes_a_soft_object_better_than_the_cut():
+    photo, left, _ = _two_discs(np.random.default_rng(0))
+    alpha, trimap = interactive.prompt_matte(photo, box=(20, 25, 92, 96))
+    cut = interactive.graph_cut(photo, box=(20, 25, 92, 96)).astype(np.float32)
+    assert alpha.shape == left.shape and cut.shape == left.shape  # small photo: no resize
+    assert metrics.mad(alpha, left) < 0.01
+    assert metrics.mad(alpha, left) < 0.7 * metrics.mad(cut, left)  # the soft edge is matted
+    assert (trimap == 128).any() and alpha[:, 110:].max() == 0  # nothing outside the box
+
+
+def test_a_click_alone_grows_the_object_under_it_and_a_negative_one_shrinks_it():
+    photo, _, right = _two_discs(np.random.default_rng(1))
+    alpha, _ = interactive.prompt_matte(photo, points=[(150, 60, True)])
+    grown = alpha > 0.5
+    assert (grown & right).sum() / (grown | right).sum() > 0.9
+    with pytest.raises(ValueError, match="positive click"):
+        interactive.prompt_matte(photo, points=[(150, 60, False)])
+    both = right | _disk(120, 200, 60, 55, 28)
+    trimmed, _ = interactive.correct_matte(photo, both.astype(np.float32), points=[(55, 60, False)])
+    kept = trimmed > 0.5
+    assert (kept & right).sum() / right.sum() > 0.9 and kept[:, :100].mean() < 0.01
+
+
+def test_predict_with_an_empty_phrase_and_a_box_needs_no_model():
+    photo, left, _ = _two_discs(np.random.default_rng(2))
+    predictor = clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), device="cpu")
+    r = predictor.predict(photo, "", box=(20, 25, 92, 96))
+    assert r.predictor == PROMPT_ONLY and predictor.stats["image_encodes"] == 0
+    assert metrics.mad(r.alpha, left) < 0.01 and not r.unsure
+    with pytest.raises(ValueError, match="phrase"):
+        predictor.predict(photo, "")
+
+
+def test_semantic_candidates_from_a_hand_made_map():
+    fg = np.zeros((20, 30), np.float32)
+    fg[2:8, 2:8] = 0.9  # in the model's matte
+    fg[12:18, 20:28] = 0.4  # a region the model considered and left out
+    fg[0, 29] = 0.3  # one stray cell: too small to offer
+    in_matte = fg > 0.5
+    cands = semantic_candidates(fg, in_matte, "the cat", (200, 300))
+    assert [c.chosen for c in cands] == [True, False]
+    assert cands[0].box == (20, 20, 80, 80) and cands[1].box == (200, 120, 280, 180)
+    assert abs(sum(c.score for c in cands) - 1) < 1e-6 and cands[0].score > cands[1].score
+    assert 0.4 > CANDIDATE_LEVEL
+
+
+@pytest.fixture()
+def staged():
+    """The tiny CLIPMat with a semantic map set by hand: a sure region on the left (the
+    model's pick) and a weaker one on the right (an alternative)."""
+    torch.manual_seed(0)
+    predictor = clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), device="cpu")
+    photo, _, right = _two_discs(np.random.default_rng(3))
+
+    def decode(feats, phrases, settings):
+        h, w = 30, 50
+        logits = torch.zeros(len(phrases), 3, h, w)
+        logits[:, 0] = 2.0  # background everywhere ...
+        left = torch.from_numpy(_disk(h, w, 15, 14, 7))
+        logits[:, 2][:, left] = 6.0  # ... but a sure object on the left
+        alt = torch.from_numpy(_disk(h, w, 15, 37, 6))
+        logits[:, 0][:, alt] = 0.0
+        logits[:, 2][:, alt] = -0.3  # foreground probability about 0.4 on the right
+        alpha = (logits.softmax(dim=1)[:, 2:3] > 0.5).float()
+        return CLIPMatOutput(alpha=alpha, semantic_logits=logits, detail=alpha)
+
+    predictor._decode = decode
+    return predictor, photo, right
+
+
+def test_clipmat_candidates_clicks_and_box(staged):
+    predictor, photo, right = staged
+    r = predictor.predict(photo, "the thing")
+    assert len(r.candidates) == 2 and [c.chosen for c in r.candidates] == [True, False]
+    assert r.alpha[:, 100:].max() == 0  # the alternative is not in the model's matte
+    alt = r.candidates[1]
+    assert alt.box[0] > 100
+    picked = predictor.predict(photo, "the thing", candidate=1)
+    assert picked.alpha[:, :100].max() == 0 and (picked.alpha > 0.5)[right].mean() > 0.8
+    clicked = predictor.predict(photo, "the thing", points=[(150, 60, True), (55, 60, False)])
+    np.testing.assert_allclose(clicked.alpha, picked.alpha, atol=1e-6)
+    boxed = predictor.predict(photo, "the thing", box=(110, 20, 199, 100))
+    np.testing.assert_allclose(boxed.alpha, picked.alpha, atol=1e-6)
+    not_that = predictor.predict(photo, "the thing", points=[(55, 60, False)])
+    np.testing.assert_allclose(not_that.alpha, picked.alpha, atol=1e-6)  # the next best
+    dropped = predictor.predict(photo, "the thing", points=[(55, 60, False), (150, 60, False)])
+    assert dropped.alpha.max() == 0 and dropped.confidence == 0 and dropped.unsure
