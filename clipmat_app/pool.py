@@ -92,7 +92,7 @@ class PredictorPool:
         device, precision = kwargs.get("device", "auto"), kwargs.get("precision", "fp32")
         if option == RANDOM_TINY:
             extra[RANDOM_TINY] = lambda: create_random_tiny(device, precision=precision)
-        elif option not in (None, "auto") and option not in registry.PREDICTORS:
+        elif option not in (None, "auto") and registry.predictor_weights(option) is None:
             name = Path(option).stem if Path(option).is_file() else option
             extra[name] = load_predictor(option, device=device, precision=precision)
         pool = cls(extra, **kwargs)
@@ -160,14 +160,13 @@ class PredictorPool:
             if name in self._extra:
                 item = self._extra[name]
                 predictor = item if isinstance(item, Predictor) else item()
-            elif name in registry.PREDICTORS:
-                clipmat = registry.PREDICTORS[name].kind == "clipmat"
+            elif (weights := registry.predictor_weights(name)) is not None:
                 try:
                     predictor = load_predictor(
                         name,
                         device=self.device,
                         allow_download=self.allow_download,
-                        precision=self.precision if clipmat else "fp32",
+                        precision="fp32" if weights.zero_shot else self.precision,
                     )
                 except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
                     first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)

@@ -18,7 +18,6 @@ from clipmat.predictors.base import Predictor
 from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.trust import Trust, trust_path
 from clipmat.pretrained import hub, registry, remote
-from clipmat.pretrained.registry import AUTO_ORDER, MINIWORLD, PREDICTORS
 
 MINIWORLD_WARNING = (
     "the mini-world predictor knows only synthetic scenes (procedural shapes on textures); on "
@@ -43,35 +42,39 @@ class PredictorStatus:
 
 
 def predictor_status(name: str) -> PredictorStatus:
-    """The status of the registered predictor ``name`` (no download, no hashing)."""
-    spec = PREDICTORS[name]
-    weights = registry.get_weight_spec(spec.weights)
+    """The status of the registered predictor ``name`` (no download, no hashing).
+
+    Raises:
+        ValueError: when no registered predictor is called ``name``.
+    """
+    weights = _predictor_weights(name)
     reason = ""
     try:
-        hub.resolve_weights(spec.weights, allow_download=False)
+        hub.resolve_weights(weights.name, allow_download=False)
     except (FileNotFoundError, ValueError) as err:
         reason = str(err).splitlines()[0]
-    return PredictorStatus(name, not reason, weights.licence, spec.description, reason)
+    return PredictorStatus(name, not reason, weights.licence, weights.predictor_description, reason)
 
 
 def list_predictors() -> list[PredictorStatus]:
     """Every registered predictor with whether its weights are on this machine (no download)."""
-    return [predictor_status(name) for name in PREDICTORS]
+    return [predictor_status(name) for name in registry.predictor_names()]
 
 
 def auto_choice(allow_download: bool | None = None) -> str:
-    """The predictor "auto" means here: the first of ``AUTO_ORDER`` whose weights are present,
-    except that the zero-shot predictor comes before the mini world when its CLIP can be
-    downloaded (downloads allowed and the hub answers a 3-second probe).
+    """The predictor "auto" means here: the first in the registry's "auto" order
+    (:func:`clipmat.pretrained.registry.auto_order`) whose weights are present, except that the
+    zero-shot predictor comes before the mini world when its CLIP can be downloaded (downloads
+    allowed and the hub answers a 3-second probe).
 
     Raises:
         FileNotFoundError: when no predictor can run, listing why each cannot.
     """
     available = {s.name for s in list_predictors() if s.available}
-    for name in AUTO_ORDER:
+    for name in registry.auto_order():
         if name in available:
             return name
-        can_fetch = PREDICTORS[name].kind == "zeroshot" and hub.downloads_allowed(allow_download)
+        can_fetch = _predictor_weights(name).zero_shot and hub.downloads_allowed(allow_download)
         if can_fetch and remote.hub_reachable():
             return name
     lines = "\n".join(f"  {s.name}: {s.reason}" for s in list_predictors())
@@ -88,9 +91,9 @@ def load_predictor(
     """Load a predictor by name.
 
     Args:
-        name: one of :data:`clipmat.pretrained.registry.PREDICTORS`, "auto" (see :func:`auto_choice`;
+        name: a registered predictor (:func:`list_predictors`), "auto" (see :func:`auto_choice`;
             a :class:`MiniWorldOnlyWarning` when that is the mini world), ``hf-hub:owner/repo``
-            (a trained CLIPMat published with ``python -m clipmat.pretrained.push``) or a checkpoint file.
+            (a trained CLIPMat published with ``clipmat push``) or a checkpoint file.
         device: "auto" picks CUDA when available.
         allow_download: fetch missing weights with huggingface_hub (None: unless offline).
         precision: "fp32", or a faster CPU path of a CLIPMat's towers, "bf16", "int8", "onnx"
@@ -102,12 +105,11 @@ def load_predictor(
     """
     if name == "auto":
         name = auto_choice(allow_download)
-        if name == MINIWORLD:
+        if _predictor_weights(name).domain != registry.REAL_PHOTOS:
             warnings.warn(MINIWORLD_WARNING, MiniWorldOnlyWarning, stacklevel=2)
-    if name in PREDICTORS:
-        spec = PREDICTORS[name]
-        weights = registry.get_weight_spec(spec.weights)
-        if spec.kind == "zeroshot":
+    if registry.predictor_weights(name) is not None:
+        weights = registry.get_weight_spec(name)  # with its hub repository from the environment
+        if weights.zero_shot:
             from clipmat.zeroshot import load_zeroshot_predictor
 
             if precision != "fp32":
@@ -123,8 +125,22 @@ def load_predictor(
         return _load_checkpoint(path, name, device, precision)
     if Path(name).is_file():
         return _load_checkpoint(Path(name), Path(name).stem, device, precision)
-    known = ["auto", *PREDICTORS, f"{registry.HF_HUB_PREFIX}owner/repo", "a checkpoint file"]
+    hub_name = f"{registry.HF_HUB_PREFIX}owner/repo"
+    known = ["auto", *registry.predictor_names(), hub_name, "a checkpoint file"]
     raise ValueError(f"unknown predictor {name!r}; available: {', '.join(known)}")
+
+
+def _predictor_weights(name: str) -> registry.WeightSpec:
+    """The weights of the registered predictor ``name``.
+
+    Raises:
+        ValueError: when no registered predictor is called ``name``.
+    """
+    weights = registry.predictor_weights(name)
+    if weights is None:
+        known = ", ".join(registry.predictor_names())
+        raise ValueError(f"unknown predictor {name!r}; registered: {known}")
+    return weights
 
 
 def _load_checkpoint(

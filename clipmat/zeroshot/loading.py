@@ -105,7 +105,7 @@ def load_zeroshot_predictor(
         backbone, _ = load_clip_backbone(weights)
         return ZeroShotPredictor(backbone, config=config, name=name, device=device)
     spec = registry.get_weight_spec(weights)
-    if spec.kind != "clip":
+    if not spec.zero_shot:
         raise ValueError(f"{weights!r} are not CLIP weights; the zero-shot predictor needs CLIP")
     path = hub.resolve_weights(spec.name, allow_download=allow_download)
     backbone, _ = load_clip_backbone(path, clip_towers(spec.arch))
