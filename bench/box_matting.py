@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipmat import interactive, metrics  # noqa: E402
 from clipmat.data.shapes import render_entity  # noqa: E402
-from editing.synthetic import make_scene  # noqa: E402
+from tests.synthetic import make_scene  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 SOFT = ("furball", "dandelion", "smoke", "bag", "net", "cloud")

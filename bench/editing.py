@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
 import editing  # noqa: E402
-from editing.synthetic import make_scene  # noqa: E402
+from tests.synthetic import make_scene  # noqa: E402
 
 FIRST_TARGET_S = 1.5
 REPEAT_TARGET_S = 0.3

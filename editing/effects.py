@@ -26,7 +26,8 @@ def outline_weight(alpha: np.ndarray, width: float) -> np.ndarray:
     """Weight of an anti-aliased ring of a given width around the object.
 
     The ring is traced where the matte, smoothed over the ring's width, crosses 0.5, so thin
-    hair does not make it ragged; it is meant to be drawn behind the object, which then covers its inner side.
+    hair does not make it ragged; it is meant to be drawn behind the object, which then covers
+    its inner side.
 
     Args:
         alpha: (H, W) float32 in [0, 1].

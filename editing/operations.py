@@ -4,11 +4,16 @@ Every edit composites the estimated foreground colour F over a new backdrop with
 alpha F + (1 - alpha) backdrop, at the image's full resolution. F (and the old background B)
 are estimated once per image and matte: `MatteEdit` holds them for callers that keep state,
 and the module functions find them in a small cache keyed by the content of image and matte.
+
+Each edit is defined once, as a function that checks its options (so a typo fails before any
+estimation work) and returns the edit (`_Edit`); the module functions and `MatteEdit`'s methods
+only build one and run it on their image, matte and foreground estimate.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -46,6 +51,8 @@ OUTLINE_SHARE = 0.003
 GLOW_SHARE = 0.015
 WRAP_SHARE = 0.01
 
+Effect = str | list[str] | tuple[str, ...]
+
 
 def _check_unit(value: float, name: str) -> float:
     value = float(value)
@@ -60,7 +67,7 @@ def _check_length(value: float | None, name: str) -> float | None:
     return value
 
 
-def parse_effects(effect: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def parse_effects(effect: Effect) -> tuple[str, ...]:
     """Read an effect spec: a name, names joined by '+', or a sequence of names.
 
     Raises:
@@ -77,20 +84,25 @@ def parse_effects(effect: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+# Returns the foreground estimate of the image and matte being edited (computed or cached).
+_Estimate = Callable[[], Foreground]
+# An edit with its options checked: (image (H, W, 3) uint8, alpha (H, W) float32 in [0, 1],
+# their estimate) -> the edited image, (H, W, 3) uint8 RGB or (H, W, 4) uint8 RGBA for a
+# cutout. The estimate is asked for only when the edit needs it.
+_Edit = Callable[[np.ndarray, np.ndarray, _Estimate], np.ndarray]
+
+
 def _highlight(
-    image: np.ndarray,
-    alpha: np.ndarray,
-    fg: Foreground,
-    *,
-    effect: str | list[str] | tuple[str, ...] = "dim",
+    effect: Effect = "dim",
     strength: float = 0.6,
-    tint_color: Any = "royalblue",
-    outline: Any = None,
+    tint_color: Color | str = "royalblue",
+    outline: Color | str | None = None,
     outline_width: float | None = None,
-    glow: Any = None,
+    glow: Color | str | None = None,
     glow_radius: float | None = None,
     glow_strength: float = 0.8,
-) -> np.ndarray:
+) -> _Edit:
+    """Check the options of `highlight` (see there) and return the edit."""
     effects = parse_effects(effect)
     strength = _check_unit(strength, "strength")
     glow_strength = _check_unit(glow_strength, "glow_strength")
@@ -99,100 +111,113 @@ def _highlight(
     glow_rgb = None if glow is None else parse_color(glow)
     _check_length(outline_width, "outline_width")
     _check_length(glow_radius, "glow_radius")
-    if strength == 0.0 and outline_rgb is None and glow_rgb is None:
-        return image.copy()
-    h, w = alpha.shape
-    backdrop = fg.background
-    if "blur" in effects and strength > 0:
-        sigma = strength * BLUR_SHARE * max(h, w)
-        backdrop = normalized_blur(backdrop, 1.0 - alpha, sigma)
-    matrix = color_matrix(
-        desaturate=strength if "desaturate" in effects else 0.0,
-        dim=strength if "dim" in effects else 0.0,
-        tint=tint if "tint" in effects else None,
-        tint_amount=strength if "tint" in effects else 0.0,
+
+    def edit(image: np.ndarray, alpha: np.ndarray, foreground: _Estimate) -> np.ndarray:
+        if strength == 0.0 and outline_rgb is None and glow_rgb is None:
+            return image.copy()
+        fg = foreground()
+        h, w = alpha.shape
+        backdrop = fg.background
+        if "blur" in effects and strength > 0:
+            sigma = strength * BLUR_SHARE * max(h, w)
+            backdrop = normalized_blur(backdrop, 1.0 - alpha, sigma)
+        matrix = color_matrix(
+            desaturate=strength if "desaturate" in effects else 0.0,
+            dim=strength if "dim" in effects else 0.0,
+            tint=tint if "tint" in effects else None,
+            tint_amount=strength if "tint" in effects else 0.0,
+        )
+        if not np.array_equal(matrix, np.eye(3, 4, dtype=np.float32)):
+            backdrop = apply_color_matrix(backdrop, matrix)
+        if glow_rgb is not None and glow_strength > 0:
+            radius = glow_radius or default_width(h, w, GLOW_SHARE)
+            weight = glow_weight(alpha, radius, glow_strength)
+            backdrop = blend(solid(h, w, glow_rgb), backdrop, weight)
+        if outline_rgb is not None:
+            width = outline_width or default_width(h, w, OUTLINE_SHARE)
+            backdrop = blend(solid(h, w, outline_rgb), backdrop, outline_weight(alpha, width))
+        return blend(fg.color, backdrop, alpha)
+
+    return edit
+
+
+def _new_canvas(
+    background: Any, fit: str, position: tuple[float, float], scale: float, fill: Color | str
+) -> Callable[[int, int], np.ndarray] | None:
+    """Check a background spec; None for 'blur', else a function (H, W) -> (H, W, 3) uint8."""
+    if fit not in FIT_MODES:
+        raise ValueError(f"unknown fit {fit!r}; expected one of {', '.join(FIT_MODES)}")
+    fill_rgb = parse_color(fill)
+    if isinstance(background, str) and background.strip().lower() == "blur":
+        return None
+    if isinstance(background, np.ndarray | Image.Image):
+        photo = as_rgb(background, name="background")  # (h, w, 3) uint8, any size
+        return lambda h, w: fit_background(
+            photo, h, w, fit=fit, position=position, scale=scale, fill=fill_rgb
+        )
+    if isinstance(background, str | tuple | list):
+        color = parse_color(background)
+        return lambda h, w: solid(h, w, color)
+    raise TypeError(
+        "background must be an image (array or PIL.Image), a colour (tuple, hex or "
+        f"CSS name) or 'blur'; got {type(background).__name__}"
     )
-    if not np.array_equal(matrix, np.eye(3, 4, dtype=np.float32)):
-        backdrop = apply_color_matrix(backdrop, matrix)
-    if glow_rgb is not None and glow_strength > 0:
-        radius = glow_radius or default_width(h, w, GLOW_SHARE)
-        backdrop = blend(solid(h, w, glow_rgb), backdrop, glow_weight(alpha, radius, glow_strength))
-    if outline_rgb is not None:
-        width = outline_width or default_width(h, w, OUTLINE_SHARE)
-        backdrop = blend(solid(h, w, outline_rgb), backdrop, outline_weight(alpha, width))
-    return blend(fg.color, backdrop, alpha)
 
 
 def _replace_background(
-    image: np.ndarray,
-    alpha: np.ndarray,
-    fg: Foreground,
     background: Any,
-    *,
     fit: str = "cover",
     position: tuple[float, float] = (0.5, 0.5),
     scale: float = 1.0,
-    fill: Any = "black",
+    fill: Color | str = "black",
     blur: float | None = None,
-    light_wrap_strength: float = 0.0,
+    light_wrap: float = 0.0,
     light_wrap_radius: float | None = None,
-) -> np.ndarray:
-    h, w = alpha.shape
-    wrap = _check_unit(light_wrap_strength, "light_wrap")
+) -> _Edit:
+    """Check the options of `replace_background` (see there) and return the edit."""
+    wrap = _check_unit(light_wrap, "light_wrap")
     _check_length(light_wrap_radius, "light_wrap_radius")
     if blur is not None and not (np.isfinite(blur) and 0 <= blur <= 1):
         raise ValueError(f"blur is a share of the longer side in [0, 1], got {blur!r}")
-    if isinstance(background, str) and background.strip().lower() == "blur":
-        sigma = (BLUR_SHARE if blur is None else blur) * max(h, w)
-        canvas = normalized_blur(fg.background, 1.0 - alpha, sigma) if sigma > 0 else fg.background
-    else:
-        if isinstance(background, np.ndarray | Image.Image):
-            canvas = fit_background(
-                as_rgb(background, name="background"),
-                h,
-                w,
-                fit=fit,
-                position=position,
-                scale=scale,
-                fill=parse_color(fill),
-            )
-        elif isinstance(background, str | tuple | list):
-            canvas = solid(h, w, parse_color(background))
+    new_canvas = _new_canvas(background, fit, position, scale, fill)
+
+    def edit(image: np.ndarray, alpha: np.ndarray, foreground: _Estimate) -> np.ndarray:
+        fg = foreground()
+        h, w = alpha.shape
+        if new_canvas is None:  # 'blur': the photo's own background, blurred
+            sigma = (BLUR_SHARE if blur is None else blur) * max(h, w)
+            canvas = fg.background
+            if sigma > 0:
+                canvas = normalized_blur(canvas, 1.0 - alpha, sigma)
         else:
-            raise TypeError(
-                "background must be an image (array or PIL.Image), a colour (tuple, hex or "
-                f"CSS name) or 'blur'; got {type(background).__name__}"
-            )
-        if blur:
-            smooth, factor = reduced_gaussian(canvas, blur * max(h, w))
-            canvas = upsample_u8(smooth, h, w, factor)
-    out = blend(fg.color, canvas, alpha)
-    if wrap > 0:
-        radius = light_wrap_radius or default_width(h, w, WRAP_SHARE)
-        out = apply_light_wrap(out, alpha, canvas, radius, wrap)
-    return out
+            canvas = new_canvas(h, w)
+            if blur:
+                smooth, factor = reduced_gaussian(canvas, blur * max(h, w))
+                canvas = upsample_u8(smooth, h, w, factor)
+        out = blend(fg.color, canvas, alpha)
+        if wrap > 0:
+            radius = light_wrap_radius or default_width(h, w, WRAP_SHARE)
+            out = apply_light_wrap(out, alpha, canvas, radius, wrap)
+        return out
+
+    return edit
 
 
-def _precheck_background(background: Any, fit: str, fill: Any, wrap: float) -> None:
-    """Fail fast on a bad background spec before any estimation work."""
-    if fit not in FIT_MODES:
-        raise ValueError(f"unknown fit {fit!r}; expected one of {', '.join(FIT_MODES)}")
-    parse_color(fill)
-    _check_unit(wrap, "light_wrap")
-    if isinstance(background, str) and background.strip().lower() == "blur":
-        return
-    if isinstance(background, str | tuple | list):
-        parse_color(background)
+def _fill_color(color: Color | str) -> _Edit:
+    """Check the colour of `fill_color` and return the edit."""
+    rgb = parse_color(color)
+
+    def edit(image: np.ndarray, alpha: np.ndarray, foreground: _Estimate) -> np.ndarray:
+        return blend(foreground().color, solid(*alpha.shape, rgb), alpha)
+
+    return edit
 
 
-def _fill_color(alpha: np.ndarray, fg: Foreground, color: Any) -> np.ndarray:
-    h, w = alpha.shape
-    return blend(fg.color, solid(h, w, parse_color(color)), alpha)
-
-
-def _cutout(alpha: np.ndarray, fg: Foreground) -> np.ndarray:
+def _cutout(image: np.ndarray, alpha: np.ndarray, foreground: _Estimate) -> np.ndarray:
+    """The `cutout` edit: (H, W, 4) uint8, the foreground colour with the matte as alpha."""
+    color = foreground().color
     a8 = cv2.convertScaleAbs(alpha, alpha=255.0)
-    return cv2.merge([fg.color[..., 0], fg.color[..., 1], fg.color[..., 2], a8])
+    return cv2.merge([color[..., 0], color[..., 1], color[..., 2], a8])
 
 
 class MatteEdit:
@@ -223,37 +248,31 @@ class MatteEdit:
                 self._foreground = estimate_foreground_arrays(self.image, self.alpha)
             return self._foreground
 
+    def _run(self, edit: _Edit) -> np.ndarray:
+        return edit(self.image, self.alpha, lambda: self.foreground)
+
     def highlight(self, **kwargs: Any) -> np.ndarray:
         """Like `editing.highlight` on this image and matte; (H, W, 3) uint8."""
-        return _highlight(self.image, self.alpha, self.foreground, **kwargs)
+        return self._run(_highlight(**kwargs))
 
     def replace_background(self, background: Any, **kwargs: Any) -> np.ndarray:
         """Like `editing.replace_background` on this image and matte; (H, W, 3) uint8."""
-        kwargs = _rename_wrap(kwargs)
-        return _replace_background(self.image, self.alpha, self.foreground, background, **kwargs)
+        return self._run(_replace_background(background, **kwargs))
 
     def fill_color(self, color: Any) -> np.ndarray:
         """Like `editing.fill_color` on this image and matte; (H, W, 3) uint8."""
-        return _fill_color(self.alpha, self.foreground, color)
+        return self._run(_fill_color(color))
 
     def cutout(self) -> np.ndarray:
         """Like `editing.cutout` on this image and matte; (H, W, 4) uint8 RGBA."""
-        return _cutout(self.alpha, self.foreground)
+        return self._run(_cutout)
 
 
-def _rename_wrap(kwargs: dict[str, Any]) -> dict[str, Any]:
-    if "light_wrap" in kwargs:
-        kwargs = dict(kwargs)
-        kwargs["light_wrap_strength"] = kwargs.pop("light_wrap")
-    return kwargs
-
-
-def _resolve(
-    image: Any, alpha: Any, cache: ForegroundCache | None
-) -> tuple[np.ndarray, np.ndarray, Foreground]:
+def _edit_photo(edit: _Edit, image: Any, alpha: Any, cache: ForegroundCache | None) -> np.ndarray:
+    """Coerce and check image and matte, then run `edit` with the estimate from `cache`."""
     rgb, matte = prepare(image, alpha)
     store = cache if cache is not None else default_cache()  # an empty cache is falsy
-    return rgb, matte, store.get(rgb, matte)
+    return edit(rgb, matte, lambda: store.get(rgb, matte))
 
 
 def highlight(
@@ -293,27 +312,9 @@ def highlight(
     Returns:
         (H, W, 3) uint8 RGB at the input's full resolution.
     """
-    # Cheap argument checks first, so a typo fails before any estimation work.
-    parse_effects(effect)
-    if _check_unit(strength, "strength") == 0.0 and outline is None and glow is None:
-        return prepare(image, alpha)[0].copy()
-    for spec in (tint_color, outline, glow):
-        if spec is not None:
-            parse_color(spec)
-    rgb, matte, fg = _resolve(image, alpha, cache)
-    return _highlight(
-        rgb,
-        matte,
-        fg,
-        effect=effect,
-        strength=strength,
-        tint_color=tint_color,
-        outline=outline,
-        outline_width=outline_width,
-        glow=glow,
-        glow_radius=glow_radius,
-        glow_strength=glow_strength,
-    )
+    options = (effect, strength, tint_color, outline, outline_width, glow, glow_radius)
+    edit = _highlight(*options, glow_strength)
+    return _edit_photo(edit, image, alpha, cache)
 
 
 def replace_background(
@@ -354,21 +355,9 @@ def replace_background(
     Returns:
         (H, W, 3) uint8 RGB at the input's full resolution.
     """
-    _precheck_background(background, fit, fill, light_wrap)
-    rgb, matte, fg = _resolve(image, alpha, cache)
-    return _replace_background(
-        rgb,
-        matte,
-        fg,
-        background,
-        fit=fit,
-        position=position,
-        scale=scale,
-        fill=fill,
-        blur=blur,
-        light_wrap_strength=light_wrap,
-        light_wrap_radius=light_wrap_radius,
-    )
+    options = (fit, position, scale, fill, blur, light_wrap, light_wrap_radius)
+    edit = _replace_background(background, *options)
+    return _edit_photo(edit, image, alpha, cache)
 
 
 def fill_color(
@@ -386,9 +375,7 @@ def fill_color(
     Returns:
         (H, W, 3) uint8 RGB at the input's full resolution.
     """
-    parse_color(color)  # a bad colour fails before any estimation work
-    _, matte, fg = _resolve(image, alpha, cache)
-    return _fill_color(matte, fg, color)
+    return _edit_photo(_fill_color(color), image, alpha, cache)
 
 
 def cutout(image: Any, alpha: Any, *, cache: ForegroundCache | None = None) -> np.ndarray:
@@ -403,5 +390,4 @@ def cutout(image: Any, alpha: Any, *, cache: ForegroundCache | None = None) -> n
     Returns:
         (H, W, 4) uint8 RGBA; A is the matte rounded to 0..255.
     """
-    _, matte, fg = _resolve(image, alpha, cache)
-    return _cutout(matte, fg)
+    return _edit_photo(_cutout, image, alpha, cache)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from synthetic import make_hair_matte
 
 import editing
 from editing.foreground import ForegroundCache
-from editing.synthetic import make_hair_matte
 
 
 def smooth_field(rng: np.random.Generator, h: int, w: int, lo: float, hi: float) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -120,6 +122,71 @@ def test_bad_options_fail_with_the_accepted_values(pair: tuple[np.ndarray, np.nd
         editing.replace_background(image, alpha, "white", light_wrap=2)
     with pytest.raises(ValueError, match="0..255"):
         editing.fill_color(image, alpha, (0, 300, 0))
+
+
+def test_bad_options_fail_before_any_estimation(
+    pair: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad option fails while the options are checked, before the foreground is estimated,
+    through the module functions and MatteEdit alike; a highlight of strength 0 (no outline,
+    no glow) gives back the image without an estimate."""
+    image, alpha = pair
+
+    def estimate(*args: object, **kwargs: object) -> None:
+        raise AssertionError("estimated before the options were checked")
+
+    monkeypatch.setattr(editing.operations, "estimate_foreground_arrays", estimate)
+    monkeypatch.setattr(editing.foreground, "estimate_foreground_arrays", estimate)
+    edit = editing.MatteEdit(image, alpha)
+    bad = [
+        ("highlight", (), {"glow_strength": 2}),
+        ("highlight", (), {"outline": "red", "outline_width": -1}),
+        ("replace_background", (3.5,), {}),
+        ("replace_background", ("white",), {"light_wrap_radius": 0}),
+        ("replace_background", ("white",), {"blur": 2}),
+        ("fill_color", ("greeen",), {}),
+    ]
+    for name, args, kwargs in bad:
+        with pytest.raises((ValueError, TypeError)):
+            getattr(editing, name)(image, alpha, *args, cache=ForegroundCache(), **kwargs)
+        with pytest.raises((ValueError, TypeError)):
+            getattr(edit, name)(*args, **kwargs)
+    np.testing.assert_array_equal(edit.highlight(strength=0.0), image)
+    np.testing.assert_array_equal(editing.highlight(image, alpha, strength=0), image)
+
+
+def test_matte_edit_gives_the_module_functions_results(
+    pair: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """MatteEdit's methods and the module functions run the same edits: equal, bit for bit."""
+    image, alpha = pair
+    edit, cache = editing.MatteEdit(image, alpha), ForegroundCache()
+    calls = [
+        ("highlight", (), {"effect": "blur+tint", "strength": 0.7, "glow": "gold"}),
+        ("highlight", (), {"strength": 0.0, "outline": "white", "outline_width": 2}),
+        ("replace_background", ("blur",), {"blur": 0.05, "light_wrap": 0.4}),
+        ("replace_background", (image[::-1],), {"fit": "contain", "scale": 0.5, "fill": "red"}),
+        ("fill_color", ("#0f0",), {}),
+        ("cutout", (), {}),
+    ]
+    for name, args, kwargs in calls:
+        want = getattr(editing, name)(image, alpha, *args, cache=cache, **kwargs)
+        np.testing.assert_array_equal(getattr(edit, name)(*args, **kwargs), want, name)
+
+
+def test_each_edit_takes_its_module_functions_options() -> None:
+    """The module functions hand their options on by position: same names, order, defaults."""
+    ops = editing.operations
+    for public, build in (
+        (ops.highlight, ops._highlight),
+        (ops.replace_background, ops._replace_background),
+        (ops.fill_color, ops._fill_color),
+    ):
+        given = list(inspect.signature(public).parameters.values())[2:]
+        taken = list(inspect.signature(build).parameters.values())
+        assert [(p.name, p.default) for p in given if p.name != "cache"] == [
+            (p.name, p.default) for p in taken
+        ], public.__name__
 
 
 def test_parse_color_forms() -> None:

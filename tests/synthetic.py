@@ -1,4 +1,8 @@
-"""Synthetic soft mattes with hair-like strands, for tests, benchmarks and demonstrations."""
+"""Synthetic soft mattes with hair-like strands, for the tests and the benchmarks (bench/).
+
+Under pytest `from synthetic import make_hair_matte`; from a bench script, with the repository
+root on sys.path, `from tests.synthetic import make_scene`.
+"""
 
 from __future__ import annotations
 
