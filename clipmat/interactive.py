@@ -1,12 +1,12 @@
-"""Corrections a user gives (clicks and a box) and the mattes they make with no model at all.
+"""The mattes a user's clicks and box make with no model at all.
 
 A box alone, or clicks alone, cut an object out of any photo: GrabCut (Rother, Kolmogorov and
 Blake, 2004; OpenCV's implementation) separates object from background by colour models and a
 graph cut, initialised with the box or around the clicks; a band around the cut's boundary
 becomes the unknown region of a trimap, matted in closed form (:mod:`clipmat.refine`) and
-upsampled along the photo's edges. With a model, clicks pick or drop the regions it proposed
-(:class:`clipmat.Candidate`) and a box keeps the ones inside it; see
-:func:`choose_candidates`.
+upsampled along the photo's edges. A model's matte is corrected the same way, the cut starting
+from it (:func:`correct_matte`). How clicks and a box choose among a model's regions
+(:class:`clipmat.Candidate`) is :mod:`clipmat.predictors.corrections`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ PROMPT_BAND = 0.06  # the same around a box's or clicks' own cut: wider, since t
 # on hair and fur and from 0.110 to 0.097 on soft entities against 0.012)
 CLICK_CORE = 0.015  # radius of a click's sure label, as a share of the working long side
 CLICK_REACH = 0.12  # radius within which a lone positive click's object is looked for
-REMOVE_REACH = 0.02  # an object clicked away takes this share of the long side around it
-INSIDE_BOX = 0.5  # a candidate is inside a box when at least this share of it is
 BOX_MARGIN = 0.01  # the matte may pass a box's edge by this share of the photo's long side
 
 Point = tuple[float, float, bool]
@@ -239,75 +237,3 @@ def hit(mask: np.ndarray, size: tuple[int, int], x: float, y: float) -> bool:
     row = min(int(y * mask.shape[0] / height), mask.shape[0] - 1)
     col = min(int(x * mask.shape[1] / width), mask.shape[1] - 1)
     return bool(mask[max(row, 0), max(col, 0)])
-
-
-def inside_share(mask: np.ndarray, size: tuple[int, int], box: Box) -> float:
-    """The share of a grid ``mask``'s cells whose centre lies inside ``box`` (photo pixels)."""
-    height, width = size
-    rows, cols = np.nonzero(mask)
-    if not len(rows):
-        return 0.0
-    ys = (rows + 0.5) * height / mask.shape[0]
-    xs = (cols + 0.5) * width / mask.shape[1]
-    x0, y0, x1, y1 = box
-    return float(((xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)).mean())
-
-
-def choose_candidates(
-    masks: Sequence[np.ndarray],
-    default: set[int],
-    size: tuple[int, int],
-    *,
-    points: Sequence[Point] = (),
-    box: Box | None = None,
-) -> tuple[set[int], list[Point]]:
-    """Which candidates the matte is made of, by the user's box and positive clicks.
-
-    A box keeps only the candidates mostly inside it. Positive clicks say what the user wants:
-    with any, the choice starts empty and each adds the candidates under it; with none, it is
-    ``default`` (the predictor's pick; within a box, its pick there, else all of the box's).
-    Negative clicks are not about candidates: they take objects out of the matte
-    (:func:`clicked_objects`).
-
-    Args:
-        masks: each candidate's (h, w) bool grid mask.
-        default: indices chosen before the corrections.
-        size: the photo's (H, W).
-
-    Returns:
-        (chosen indices, the positive clicks that fell on no candidate).
-    """
-    eligible = set(range(len(masks)))
-    if box is not None:
-        eligible = {i for i, m in enumerate(masks) if inside_share(m, size, box) >= INSIDE_BOX}
-    positives = [(x, y, True) for x, y, positive in points if positive]
-    if not positives:
-        return (set(default) & eligible) or eligible, []
-    chosen: set[int] = set()
-    stray = []
-    for x, y, _ in positives:
-        under = {i for i, m in enumerate(masks) if hit(m, size, x, y)} & eligible
-        chosen |= under
-        if not under:
-            stray.append((x, y, True))
-    return chosen, stray
-
-
-def clicked_objects(rgb: np.ndarray, clicks: Sequence[Point]) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: the objects under ``clicks``, each found as a lone positive
-    click finds it (:func:`graph_cut`), matted and widened by ``REMOVE_REACH`` (a model's edge
-    of it may lie a little farther out)."""
-    height, width = rgb.shape[:2]
-    radius = max(1, round(REMOVE_REACH * max(height, width)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    found = np.zeros((height, width), np.float32)
-    for x, y, _ in clicks:
-        alpha, _ = matte_region(rgb, graph_cut(rgb, points=[(x, y, True)]))
-        found = np.maximum(found, cv2.dilate(alpha, kernel))
-    return found
-
-
-def keep_clicked(rgb: np.ndarray, alpha: np.ndarray, positives: Sequence[Point]) -> np.ndarray:
-    """``alpha`` kept only on the objects under positive clicks (when a click lands on the
-    predictor's own pick, the user means that object of it)."""
-    return (alpha * clicked_objects(rgb, positives)).astype(np.float32)

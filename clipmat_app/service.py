@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 import editing
-from clipmat.predictors.base import OPTIONS
 from clipmat_app.edits import (  # noqa: F401  (re-exported: the app's edit settings)
     COLOR_HINT,
     DEFAULT_COLOR,
@@ -184,7 +183,6 @@ class MatteService:
         if text:
             if on_photo.candidate is not None:
                 options["candidate"] = on_photo.candidate
-            self._check_options(predictor, on_photo)
             result = self.pool.predict(predictor, upload.photo, text, **options)
         else:  # any predictor mattes a box and clicks alone, with no model and no lock
             result = self.pool.get(predictor).predict(upload.photo, "", **options)
@@ -203,19 +201,6 @@ class MatteService:
         return Matte(
             key, upload.rgb, result, edit, notes, folder, prompts, upload.size, rows, upload.key
         )
-
-    def _check_options(self, name: str, prompts: Prompts) -> None:
-        """Refuse clicks or a box for a predictor that cannot take them with a phrase, saying
-        what works instead (the predictor's own error names the option only)."""
-        honours = getattr(self.pool.get(name), "honours", frozenset(OPTIONS))
-        wanted = {"points": bool(prompts.points), "box": prompts.box is not None}
-        refused = [option for option, given in wanted.items() if given and option not in honours]
-        if refused:
-            raise ValueError(
-                f"the {name} predictor cannot use clicks or a box with a phrase yet; press "
-                "'Clear clicks and box' (API: points and box empty), or empty the phrase: a box "
-                "or a positive click alone is matted with no model"
-            )
 
     @contextmanager
     def _exclusive(self, key: str) -> Iterator[None]:

@@ -19,7 +19,15 @@ from clipmat.model.clipmat import CLIPMat, CLIPMatOutput, ImageFeatures
 from clipmat.model.decoders import BACKGROUND
 from clipmat.precision import apply_precision, check_device, precision_of
 from clipmat.predictors.base import Predictor
-from clipmat.predictors.results import Candidate, EncodedImage, MattingResult, Photo, PredictOptions
+from clipmat.predictors.results import (
+    Candidate,
+    EncodedImage,
+    MattingResult,
+    Photo,
+    PredictOptions,
+    apply_choice,
+    make_candidate,
+)
 from clipmat.predictors.trust import Trust, confidence_features, image_features
 from clipmat.refine import refine_alpha
 from clipmat.runtime import autocast
@@ -130,17 +138,7 @@ class CLIPMatPredictor(Predictor[_Encoded]):
         size = rgb.shape[:2]
         labels = prob.argmax(axis=0)
         candidates = semantic_candidates(1.0 - prob[BACKGROUND], labels != BACKGROUND, phrase, size)
-        chosen = {i for i, c in enumerate(candidates) if c.chosen}
-        if options.chosen is not None:
-            bad = sorted(i for i in options.chosen if i >= len(candidates))
-            if bad:
-                raise ValueError(
-                    f"candidate {bad[0]} is out of range: {len(candidates)} candidates for "
-                    f"{phrase!r}"
-                )
-            chosen = set(options.chosen)
-            for i, c in enumerate(candidates):
-                c.chosen = i in chosen
+        chosen = apply_choice(candidates, options.chosen, phrase)
         full_alpha, region = self._chosen_alpha(rgb, prob, alpha, candidates, chosen)
         trimap = labels_to_input_size(_TRIMAP_LEVELS[np.where(region, labels, BACKGROUND)], size)
         if options.refine:
@@ -273,27 +271,13 @@ def semantic_candidates(
     masks = [labels == k for k in range(1, count)]
     masks = [m for m in masks if m.mean() >= MIN_CANDIDATE_SHARE] or masks
     total = sum(float(fg[m].sum()) for m in masks) or 1.0
-    sy, sx = size[0] / fg.shape[0], size[1] / fg.shape[1]
     out = []
     for m in masks:
-        ys, xs = np.nonzero(m)
-        box = (
-            round(xs.min() * sx),
-            round(ys.min() * sy),
-            round((xs.max() + 1) * sx),
-            round((ys.max() + 1) * sy),
-        )
         matte = bool((m & in_matte).any())
+        score, similarity = float(fg[m].sum()) / total, float(fg[m].mean())
         out.append(
-            Candidate(
-                phrase=phrase,
-                score=float(fg[m].sum()) / total,
-                box=box,
-                mask=m,
-                area=float(m.mean()),
-                chosen=matte,
-                similarity=float(fg[m].mean()),
-                in_matte=matte,
+            make_candidate(
+                phrase, m, size, score=score, similarity=similarity, chosen=matte, in_matte=matte
             )
         )
     return sorted(out, key=lambda c: -c.score)

@@ -88,6 +88,75 @@ class Candidate:
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST) > 0
 
 
+def make_candidate(
+    phrase: str,
+    mask: np.ndarray,
+    size: tuple[int, int],
+    *,
+    score: float,
+    similarity: float,
+    chosen: bool,
+    in_matte: bool = False,
+) -> Candidate:
+    """A region on a predictor's grid as a :class:`Candidate`: its box in photo pixels and its
+    area are read from the mask (every predictor builds its candidates here).
+
+    Args:
+        phrase: the phrase (a part of a union) it matches.
+        mask: (h, w) bool, the region on the predictor's grid (not empty; copied).
+        size: the photo's (H, W), for the box.
+        score: in [0, 1], its share of the phrase among the candidates.
+        similarity: the raw text-region similarity (or mean probability) the score comes from.
+        chosen: True when the matte is made of it.
+        in_matte: True when the predictor's own choice includes it.
+    """
+    ys, xs = np.nonzero(mask)
+    sy, sx = size[0] / mask.shape[0], size[1] / mask.shape[1]
+    box = (
+        round(xs.min() * sx),
+        round(ys.min() * sy),
+        round((xs.max() + 1) * sx),
+        round((ys.max() + 1) * sy),
+    )
+    return Candidate(
+        phrase=phrase,
+        score=float(score),
+        box=box,
+        mask=np.array(mask, bool),
+        area=float(np.mean(mask)),
+        chosen=bool(chosen),
+        similarity=float(similarity),
+        in_matte=bool(in_matte),
+    )
+
+
+def apply_choice(
+    candidates: list[Candidate], chosen: frozenset[int] | None, phrase: str
+) -> set[int]:
+    """The indices of the candidates the matte is made of: the predictor's own choice (the
+    ``chosen`` flags) when ``chosen`` is None, else ``chosen``, whose flags it sets.
+
+    This is the one place where a candidate index is checked against the candidates (its type
+    and sign are checked before the photo is encoded, see :meth:`Predictor.predict`).
+
+    Raises:
+        ValueError: for an index past the candidates, saying how many there are.
+    """
+    if chosen is None:
+        return {i for i, c in enumerate(candidates) if c.chosen}
+    bad = sorted(i for i in chosen if i >= len(candidates))
+    if bad:
+        count = len(candidates)
+        there = f"{count} candidate{'' if count == 1 else 's'} (indices 0 to {count - 1})"
+        raise ValueError(
+            f"candidate {bad[0]} is out of range: {there if count else 'no candidates'} "
+            f"for {phrase!r}"
+        )
+    for i, c in enumerate(candidates):
+        c.chosen = i in chosen
+    return set(chosen)
+
+
 @dataclass
 class MattingResult:
     """The matte of one phrase on one photo.

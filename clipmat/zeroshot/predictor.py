@@ -29,13 +29,13 @@ import torch
 from clipmat import refine
 from clipmat.model.backbone import CLIPBackbone
 from clipmat.predictors.base import (
-    Candidate,
     EncodedImage,
     MattingResult,
     Photo,
     PredictOptions,
     Predictor,
 )
+from clipmat.predictors.results import apply_choice, make_candidate
 from clipmat.runtime import LRUCache, autocast
 from clipmat.transforms import model_input_size, to_model_input
 from clipmat.zeroshot import dense, prompts, windows
@@ -264,23 +264,25 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
             regions, threshold = self._regions(rgb, prob, cos, classes[i])
             own = dense.choose_region(regions, prompts.position_preference(part)) if regions else -1
             found.append((part, prob, regions, threshold, own))
-        total = sum(len(f[2]) for f in found)
-        if select is not None and any(k >= total for k in select):
-            raise ValueError(
-                f"candidate {max(select)} is out of range: {total} candidates for {phrase!r}"
+        candidates = [  # every part's regions, in order
+            make_candidate(
+                part,
+                r.mask,
+                rgb.shape[:2],
+                score=r.share * r.probability,
+                similarity=r.score,
+                chosen=k == own,
             )
-        candidates: list[Candidate] = []
+            for part, _, regions, _, own in found
+            for k, r in enumerate(regions)
+        ]
+        picked = apply_choice(candidates, select, phrase)
         confidences: list[float] = []
         kept: list[tuple[np.ndarray, float]] = []  # chosen regions' probability, threshold
-        for part, prob, regions, threshold, own in found:
-            first = len(candidates)
-            if select is None:
-                picks = [own] if regions else []
-            else:
-                picks = [k for k in range(len(regions)) if first + k in select]
-            candidates += [
-                _candidate(part, r, k in picks, rgb.shape[:2]) for k, r in enumerate(regions)
-            ]
+        first = 0  # index of the part's first candidate
+        for _, prob, regions, threshold, _ in found:
+            picks = [k for k in range(len(regions)) if first + k in picked]
+            first += len(regions)
             if not picks:
                 confidences.append(0.0)
                 continue
@@ -374,19 +376,3 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         emb = torch.nn.functional.normalize(emb, dim=-1)
         scores = (emb @ text.float().to(emb.device)).tolist()
         return scores + [min(scores)] * (len(regions) - len(scores))
-
-
-def _candidate(part: str, region: dense.Region, chosen: bool, size: tuple[int, int]) -> Candidate:
-    """A region on the patch grid as a :class:`Candidate` with its box in photo pixels."""
-    grid = region.mask.shape
-    sy, sx = size[0] / grid[0], size[1] / grid[1]
-    x0, y0, x1, y1 = region.bbox
-    return Candidate(
-        phrase=part,
-        score=region.share * region.probability,
-        box=(round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)),
-        mask=region.mask.copy(),
-        area=region.area / float(grid[0] * grid[1]),
-        chosen=chosen,
-        similarity=region.score,
-    )

@@ -15,7 +15,6 @@ from PIL import Image
 
 import editing
 from clipmat.predictors.base import PROMPT_ONLY, MattingResult
-from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat_app import fullsize
 from clipmat_app.callbacks import Callbacks
 from clipmat_app.clicks import ClickCallbacks, _position
@@ -161,25 +160,6 @@ def test_a_candidate_is_picked_and_listed_in_the_photo_s_pixels(mini):
     assert strip[1][1].startswith("#1 · ") and strip[1][1].endswith(" · in matte")
     assert not strip[0][1].endswith("in matte")
     assert all(Path(path).is_file() for path, _ in strip)
-
-
-def test_a_predictor_without_clicks_says_what_to_do(tmp_path):
-    """A predictor that cannot take clicks or a box with a phrase (as the zero-shot one before
-    it learns them) is refused with what works instead; a box alone still works."""
-
-    class NoClicks(CLIPMatPredictor):
-        honours = frozenset({"refine", "candidate"})
-
-    tiny = create_random_tiny("cpu")
-    pool = PredictorPool({"no-clicks": NoClicks(tiny.model, name="no-clicks")}, device="cpu")
-    service = MatteService(pool, workdir=tmp_path / "w")
-    callbacks = Callbacks(pool, service)
-    points = [[20, 20, True]]
-    with pytest.raises(gr.Error, match="cannot use clicks or a box with a phrase yet.*empty the"):
-        callbacks.matte(str(CAT), "the cat", "no-clicks", False, points)
-    out = callbacks.matte(str(CAT), "", "no-clicks", False, None, [40, 20, 200, 200])
-    assert out[2].startswith("**Matted from the box alone**")
-    service.close()
 
 
 def test_downloads_are_at_the_photo_s_own_size(tiny_service):

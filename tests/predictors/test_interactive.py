@@ -10,6 +10,7 @@ import torch
 import clipmat
 from clipmat import interactive, metrics
 from clipmat.model.clipmat import CLIPMatOutput
+from clipmat.predictors import corrections
 from clipmat.predictors.base import PROMPT_ONLY
 from clipmat.predictors.clipmat import CANDIDATE_LEVEL, semantic_candidates
 
@@ -39,17 +40,17 @@ def test_choose_candidates_by_box_and_clicks():
     b = np.zeros((10, 10), bool)
     b[6:9, 6:9] = True  # bottom right
     masks = [a, b]
-    assert interactive.choose_candidates(masks, {0}, size) == ({0}, [])
-    assert interactive.choose_candidates(masks, {0}, size, box=(55, 55, 100, 100)) == ({1}, [])
+    assert corrections.choose_candidates(masks, {0}, size) == ({0}, [])
+    assert corrections.choose_candidates(masks, {0}, size, box=(55, 55, 100, 100)) == ({1}, [])
     # a positive click picks what is under it instead of the predictor's choice
-    chosen, stray = interactive.choose_candidates(
+    chosen, stray = corrections.choose_candidates(
         masks, {0}, size, points=[(75, 75, True), (25, 25, False), (50, 50, True)]
     )
     assert chosen == {1} and stray == [(50, 50, True)]
     both = [(75, 75, True), (25, 25, True)]
-    assert interactive.choose_candidates(masks, {0}, size, points=both) == ({0, 1}, [])
+    assert corrections.choose_candidates(masks, {0}, size, points=both) == ({0, 1}, [])
     # negative clicks leave the candidates alone (they remove objects from the matte)
-    assert interactive.choose_candidates(masks, {0}, size, points=[(25, 25, False)]) == ({0}, [])
+    assert corrections.choose_candidates(masks, {0}, size, points=[(25, 25, False)]) == ({0}, [])
 
 
 def test_box_alone_mattes_a_soft_object_better_than_the_cut():
@@ -139,3 +140,15 @@ def test_clipmat_candidates_clicks_and_box(staged):
     np.testing.assert_allclose(not_that.alpha, picked.alpha, atol=1e-6)  # the next best
     dropped = predictor.predict(photo, "the thing", points=[(55, 60, False), (150, 60, False)])
     assert dropped.alpha.max() == 0 and dropped.confidence == 0 and dropped.unsure
+
+
+def test_a_candidate_past_the_list_is_one_error_with_or_without_clicks(staged):
+    """The index is checked once, against the phrase's candidates, whatever else is given."""
+    predictor, photo, _ = staged
+    want = r"^candidate 5 is out of range: 2 candidates \(indices 0 to 1\) for 'the thing'$"
+    with pytest.raises(ValueError, match=want):
+        predictor.predict(photo, "the thing", candidate=5)
+    with pytest.raises(ValueError, match=want):
+        predictor.predict(photo, "the thing", candidate=5, points=[(150, 60, True)])
+    with pytest.raises(ValueError, match=want):
+        predictor.predict(photo, "the thing", candidate=5, box=(0, 0, 199, 119))
