@@ -6,7 +6,7 @@
         [--setting auto|keyword|expression] [--refine] [--cutout]
     torchrun --nproc-per-node N -m clipmat.batch ...   # the same, shared among N processes
 
-(also ``clipmat-batch``). A folder is read recursively (the output folder excluded); a CSV has
+(also ``clipmat batch``). A folder is read recursively (the output folder excluded); a CSV has
 columns ``image`` and ``text`` (or ``phrase``), a JSON a list of {"image", "text"} objects or
 the examples/phrases.json layout, image paths relative to the file (:func:`read_pairs`). Per
 pair it writes ``OUT/<photo's path without suffix>.<phrase>-<hash>.matte.png`` (16-bit
@@ -44,9 +44,10 @@ import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
-from clipmat.evaluation.evaluate import gather_rows, join_process_group, load_any_predictor
+from clipmat.distributed import gather_rows, process_group
 from clipmat.precision import PRECISIONS, check_device
 from clipmat.predictors.clipmat import CLIPMatPredictor
+from clipmat.predictors.loading import load_predictor
 from clipmat.predictors.results import Photo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -312,9 +313,9 @@ def summarise(rows: list[dict], *, world: int = 1, seconds: float = 0.0) -> dict
             "seconds": round(seconds, 3), "pairs": pairs}  # fmt: skip
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m clipmat.batch",
+        prog=prog or "python -m clipmat.batch",
         description="Mattes (16-bit PNG) for a folder of photos or a file of photo-phrase pairs.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -351,7 +352,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str
     """The predictor, its CLIPMat towers at ``args.precision``."""
     try:
         check_device(args.precision, device)
-        predictor = load_any_predictor(args.predictor, device)
+        predictor = load_predictor(args.predictor, device=device)
         if args.precision != "fp32":
             if not isinstance(predictor, CLIPMatPredictor):
                 parser.error(f"--precision applies to CLIPMat predictors, not {predictor.name}")
@@ -361,30 +362,26 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str
         parser.error(f"cannot load predictor {args.predictor!r}: {err}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     jobs = _jobs(parser, args)
     if args.precision != "fp32" and args.device == "auto":
         args.device = "cpu"  # the bf16, int8 and onnx towers run on the CPU
-    rank, world, device, joined = join_process_group(args.device)
-    try:
+    with process_group(args.device) as (ranks, device):
         predictor = _load(parser, args, device)
         start = time.perf_counter()
         options = {"setting": args.setting, **({"refine": True} if args.refine else {})}
-        rows = run_batch(predictor, jobs, args.out, shard=(rank, world), cutout=args.cutout,
-                         progress=not args.no_progress, **options)  # fmt: skip
-        rows = gather_rows(rows, world)
+        rows = run_batch(predictor, jobs, args.out, shard=(ranks.rank, ranks.world),
+                         cutout=args.cutout, progress=not args.no_progress, **options)  # fmt: skip
+        rows = gather_rows(rows, ranks.world)
         failed = 0
         if rows is not None:
-            summary = summarise(rows, world=world, seconds=time.perf_counter() - start)
+            summary = summarise(rows, world=ranks.world, seconds=time.perf_counter() - start)
             _report(summary, Path(args.out))
             failed = summary["failed"]
-        if world > 1:
+        if ranks.world > 1:
             dist.barrier()
-    finally:
-        if joined:
-            dist.destroy_process_group()
     return 1 if failed else 0
 
 

@@ -27,7 +27,6 @@ DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels; None disables the check
 # Peak memory allowed for decoding plus conversion (see `estimate_decode_bytes`): enough for a
 # JPEG or PNG photo of DEFAULT_MAX_PIXELS (7 to 10 bytes a pixel). None disables the check.
 DEFAULT_MAX_BYTES = 1 << 30
-UINT16_TO_UINT8 = 257.0  # 65535 / 255: 16-bit values are scaled, never clipped
 FLOAT_RANGE_TOLERANCE = 1e-3  # float images may stray this far outside [0, 1] (then clipped)
 STRIP_PIXELS = 1 << 18  # conversion works on row strips of about this many pixels
 EXIF_ORIENTATION = 0x0112

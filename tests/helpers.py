@@ -32,3 +32,43 @@ class StandInCLIP(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+def checkpoint_step(path) -> int:
+    """The training step a checkpoint of clipmat.training records in its header."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return int((f.metadata() or {})["step"])
+
+
+def serve_local(demo, port: int | None = None) -> str:
+    """Launch a built app's ``demo`` on 127.0.0.1 without blocking (a free port by default),
+    with the app's own launch options; returns its URL."""
+    import socket
+
+    from clipmat_app.cli import launch_options
+
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_options(),
+    )
+    return f"http://127.0.0.1:{port}/"
+
+
+def random_tiny_predictor(model, **kwargs):
+    """A predictor over ``model`` (the session's ``tiny_model``) as the app's random-tiny option
+    makes it: its name and licence, on the CPU; ``kwargs`` go to CLIPMatPredictor."""
+    from clipmat import CLIPMatPredictor
+    from clipmat_app.pool import RANDOM_TINY, RANDOM_TINY_LICENCE
+
+    return CLIPMatPredictor(
+        model, name=RANDOM_TINY, licence=RANDOM_TINY_LICENCE, device="cpu", **kwargs
+    )

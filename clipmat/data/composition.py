@@ -1,6 +1,6 @@
 """Generation engine, geometry part: place 1 to 3 foregrounds on a background and merge alphas.
 
-Relations (spec section 4.5): "left/right" and "top/bottom" put the entities in non-overlapping
+Relations (docs/decisions.md#generation-engine): "left/right" and "top/bottom" put the entities in non-overlapping
 slots along one axis; "front/behind" overlaps two entities so that the front one covers 20-60%
 of the back one's box, and the back entity's ground truth is cut by the front alpha.
 """

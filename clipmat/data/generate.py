@@ -91,9 +91,11 @@ def mini_world_scenes(split: str, n: int, seed: int, size: int) -> Iterator[Scen
         yield world.scene(i)
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> Path:
     """Command line entry point; returns the label JSON path."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--mini-world", action="store_true", help="procedural mini-world scenes")
     src.add_argument("--foregrounds", help="folder of <category>/<name>.png RGBA foregrounds")
@@ -134,9 +136,9 @@ def main(argv: list[str] | None = None) -> Path:
     return label
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """The ``clipmat-generate`` command: :func:`main`, with exit status 0 when it is done."""
-    main(argv)
+def cli(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    """The ``clipmat generate`` verb: :func:`main`, with exit status 0 when it is done."""
+    main(argv, prog=prog)
     return 0
 
 

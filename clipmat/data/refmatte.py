@@ -1,6 +1,6 @@
 """RefMatte and RefMatte-RW100 on disk: a tolerant loader and the writer of the same layout.
 
-Layout (spec section 4.2; the label location is unconfirmed, so several places are tried)::
+Layout (docs/decisions.md#refmatte-loader; the label location is unconfirmed, so several places are tried)::
 
     ROOT[/RefMatte[/RefMatte]]/<split>/img/<image>.jpg
                               <split>/mask/<image>_<k>.png

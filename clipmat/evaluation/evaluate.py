@@ -1,11 +1,11 @@
-"""``python -m clipmat.evaluation.evaluate``: matting metrics and grounding accuracy of a predictor.
+"""``clipmat evaluate``: matting metrics and grounding accuracy of a predictor.
 
-    python -m clipmat.evaluation.evaluate --predictor NAME|CKPT --data DIR --split test \
+    clipmat evaluate --predictor NAME|CKPT --data DIR --split test \
         --setting keyword|expression|rw100 --json OUT
-    python -m clipmat.evaluation.evaluate --predictor mini-world --mini-world --images 200 --setting keyword
+    clipmat evaluate --predictor mini-world --mini-world --images 200 --setting keyword
     torchrun --nproc-per-node N -m clipmat.evaluation.evaluate ...   # the same, sharded over N processes
 
-Each entity-text pair is one sample (spec 5.1): the keyword setting takes every entity whose
+Each entity-text pair is one sample (docs/decisions.md#evaluation-protocol): the keyword setting takes every entity whose
 keyword is unique in its image; the expression setting takes every expression of every entity
 (RW100: the one fixed by ``eval_index_expression.json`` when present, else all). Metrics are
 computed on the whole image at the ground truth's resolution; the predictor resizes internally
@@ -30,14 +30,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.distributed as dist
 
 from clipmat import metrics
 from clipmat.data.miniworld import MiniWorld
 from clipmat.data.refmatte import EntityRecord, load_alpha, load_image, load_records
 from clipmat.data.samples import unique_keyword_flags
-from clipmat.training.loop import _distributed  # torchrun's (rank, world, local rank); joins
+from clipmat.distributed import gather_rows, process_group
+from clipmat.predictors.loading import load_predictor
 
 SETTINGS = ("keyword", "expression", "rw100")
 COLUMNS = ("n", "sad", "mse", "mad", "grad", "conn", "grounding_accuracy")
@@ -81,15 +80,6 @@ def indexed_miniworld_items(
                 pairs.extend((text, e.alpha) for text in e.expressions)
         if pairs:
             yield i, (scene.image, pairs)
-
-
-def folder_items(root: str | Path, split: str, setting: str) -> Iterator[Item]:
-    """Items of a RefMatte-layout folder, read by :mod:`clipmat.data.refmatte`.
-
-    RW100 uses the expression that ``eval_index_expression.json`` fixes per image, when present.
-    """
-    for _, item in indexed_folder_items(root, split, setting):
-        yield item
 
 
 def indexed_folder_items(
@@ -194,17 +184,6 @@ def evaluate(
     return summarise(sample_rows(predict, enumerate(items), fast=fast), per_text=per_text)
 
 
-def gather_rows(rows: list[dict], world: int) -> list[dict] | None:
-    """Every rank's sample rows on rank 0 (None on the other ranks); ``rows`` itself when
-    ``world`` is 1. With several ranks it is a collective: each rank of the group calls it."""
-    if world == 1:
-        return rows
-    rank = dist.get_rank()
-    parts: list | None = [None] * world if rank == 0 else None
-    dist.gather_object(rows, parts, dst=0)
-    return None if parts is None else [row for part in parts for row in part]
-
-
 def _fast_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """SAD, MSE, MAD, IoU and the grounding hit; Grad and Conn NaN."""
     p = np.clip(pred.astype(np.float64), 0, 1)
@@ -266,38 +245,10 @@ def format_table(rows: dict[str, dict[str, float]], label: str = "setting") -> s
     return "\n".join(lines)
 
 
-def load_any_predictor(name: str, device: str = "auto"):
-    """A registry name (``clipmat.load_predictor``) or a CLIPMat checkpoint path."""
-    import clipmat
-
-    if Path(name).is_file():
-        return clipmat.CLIPMatPredictor(
-            clipmat.load_model(name), name=Path(name).stem, device=device
-        )
-    return clipmat.load_predictor(name, device=device)
-
-
-def join_process_group(device: str) -> tuple[int, int, str, bool]:
-    """Under torchrun, join its process group (nccl on CUDA, gloo on the CPU).
-
-    Returns:
-        (rank, world size, this rank's device: cuda:LOCAL_RANK when CUDA is present and
-        ``device`` is "auto" or "cuda", else ``device``; whether this call joined the group).
-        Outside torchrun: (0, 1, device, False).
-    """
-    already = dist.is_initialized()
-    rank, world, local = _distributed()
-    if world > 1 and torch.cuda.is_available():
-        torch.cuda.set_device(local)  # nccl gathers through the current device, one per rank
-        if device in ("auto", "cuda"):
-            device = f"cuda:{local}"
-    return rank, world, device, not already and dist.is_initialized()
-
-
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m clipmat.evaluation.evaluate",
-        description="Evaluate a predictor (spec section 5).",
+        prog=prog or "clipmat evaluate",
+        description="Evaluate a predictor: matting metrics and grounding accuracy.",
     )
     parser.add_argument("--predictor", required=True, help="registry name or checkpoint path")
     parser.add_argument("--data", help="RefMatte-layout folder (or RefMatte-RW100)")
@@ -358,8 +309,8 @@ def _report(args: argparse.Namespace, result: dict, world: int) -> None:
         Path(args.json).write_text(json.dumps(out, indent=2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     if bool(args.data) == bool(args.mini_world):
         parser.error("give exactly one of --data DIR or --mini-world")
@@ -367,20 +318,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images must be >= 1")
     if args.per_keyword and args.setting != "keyword":
         parser.error("--per-keyword groups samples by their keyword; use it with --setting keyword")
-    rank, world, device, joined = join_process_group(args.device)
-    try:
+    with process_group(args.device) as (ranks, device):
         try:
-            predictor = load_any_predictor(args.predictor, device)
+            predictor = load_predictor(args.predictor, device=device)
         except (FileNotFoundError, ValueError) as err:
             parser.error(f"cannot load predictor {args.predictor!r}: {err}")
-        items = _items(parser, args, (rank, world))
+        items = _items(parser, args, (ranks.rank, ranks.world))
         rows = sample_rows(predictor_fn(predictor, args.setting, args.refine), items)
-        rows = gather_rows(rows, world)
+        rows = gather_rows(rows, ranks.world)
         if rows is not None:
-            _report(args, summarise(rows, per_text=args.per_keyword), world)
-    finally:
-        if joined:
-            dist.destroy_process_group()
+            _report(args, summarise(rows, per_text=args.per_keyword), ranks.world)
     return 0
 
 

@@ -51,15 +51,6 @@ def save_checkpoint(
     return out / MODEL_FILE
 
 
-def checkpoint_step(path: str | Path) -> int:
-    """The step recorded in a checkpoint written by :func:`save_checkpoint`."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if "step" not in meta:
-        raise ValueError(f"{path} records no training step")
-    return int(meta["step"])
-
-
 def load_optimizer_state(path: str | Path, optimizer: torch.optim.Optimizer) -> int:
     """Restore optimizer state from ``path``; returns the step it was saved at."""
     with safe_open(str(path), framework="pt") as f:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from clipmat.config import CLIPMatConfig
+from clipmat.distributed import join
 from clipmat.factory import create_model, get_model_config, load_clip_pretrained, load_model
 from clipmat.model.clipmat import CLIPMat
 from clipmat.training.checkpoint import (
@@ -115,16 +116,6 @@ def _autocast(device: torch.device, mode: str) -> tuple[contextlib.AbstractConte
     return torch.autocast("cuda", dtype=dtype), dtype == torch.float16
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment; joins the process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
-    return rank, world, local
-
-
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     if cfg.device == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
@@ -147,7 +138,7 @@ def train(cfg: TrainConfig) -> dict:
         {"step": steps completed, "first_loss", "last_loss" (means over the first and last
         logged windows), "checkpoint": path of the last checkpoint, "out_dir"}.
     """
-    rank, world, local = _distributed()
+    rank, world, local = dataclasses.astuple(join())
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg, local)

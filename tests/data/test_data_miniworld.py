@@ -103,19 +103,3 @@ def test_bad_world_arguments():
         MiniWorld("val")
     with pytest.raises(ValueError, match="size"):
         MiniWorld("train", size=8)
-
-
-def test_torch_wrapper_and_collate():
-    torch = pytest.importorskip("torch")
-    from torch.utils.data import DataLoader
-
-    from clipmat.data.torch_dataset import MiniWorldDataset, collate_samples
-
-    ds = MiniWorldDataset(MiniWorld("train", 64, seed=0), length=4, setting="mixed")
-    batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=collate_samples)))
-    assert batch["image"].shape == (4, 3, 64, 64) and batch["image"].dtype == torch.float32
-    assert batch["alpha"].shape == (4, 1, 64, 64)
-    assert len(batch["text"]) == 4 and all(isinstance(t, str) for t in batch["text"])
-    assert set(batch["setting"]) <= set(SETTINGS)
-    with pytest.raises(IndexError):
-        ds[4]

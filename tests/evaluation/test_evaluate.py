@@ -10,7 +10,13 @@ import pytest
 import torch
 
 import clipmat
-from clipmat.evaluation.evaluate import evaluate, folder_items, main, miniworld_items, shuffle_texts
+from clipmat.evaluation.evaluate import (
+    evaluate,
+    indexed_folder_items,
+    main,
+    miniworld_items,
+    shuffle_texts,
+)
 
 KEYS = {"n", "sad", "mse", "mad", "grad", "conn", "grounding_accuracy"}
 
@@ -33,6 +39,11 @@ def _write_folder(root, rng):
                 "expressions": [f"the thing {k} {j}" for j in range(4)],
             }
     (root / "refmatte_test_label.json").write_text(json.dumps(labels))
+
+
+def folder_items(root, split: str, setting: str):
+    """The items of a RefMatte-layout folder, without their indices."""
+    return (item for _, item in indexed_folder_items(root, split, setting))
 
 
 def test_folder_items_and_perfect_predictor(tmp_path, rng):

@@ -1,4 +1,4 @@
-"""Losses of spec 1.8: trimap from alpha, Laplacian pyramid, the weighted total."""
+"""CLIPMat's losses: trimap from alpha, Laplacian pyramid, the weighted total."""
 
 import pytest
 import torch

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
+from helpers import checkpoint_step
 
 from clipmat import CLIPMatPredictor
 from clipmat.evaluation.evaluate import evaluate, miniworld_items, predictor_fn
 from clipmat.factory import load_model
-from clipmat.training.checkpoint import checkpoint_step
 from clipmat.training.cli import main as train_main
 from clipmat.training.config import TrainConfig, load_config
 from clipmat.training.data import BatchStream

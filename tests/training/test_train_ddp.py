@@ -6,9 +6,9 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
+from helpers import checkpoint_step
 
 from clipmat.factory import load_model
-from clipmat.training.checkpoint import checkpoint_step
 from clipmat.training.config import TrainConfig
 
 
