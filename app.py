@@ -2,7 +2,7 @@
 
     python app.py [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
 
-The app itself is the package ``clipmat_app`` (``clipmat-app`` when installed).
+The app itself is the package ``clipmat_app`` (``clipmat app`` when installed).
 """
 
 from clipmat_app.cli import main

@@ -1,6 +1,6 @@
-"""Starting the app: ``python app.py``, ``python -m clipmat_app`` or ``clipmat-app``.
+"""Starting the app: ``python app.py``, ``python -m clipmat_app`` or ``clipmat app``.
 
-clipmat-app [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
+clipmat app [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
             [--max-disk-mb N] [--client-address peer|forwarded]
             [--precision auto|fp32|bf16|int8|onnx] [--threads N] [--matte-slots N]
 
@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from clipmat.precision import PRECISIONS, check_precision
+from clipmat.precision import CPU_PRECISIONS, PRECISIONS, auto_precision
 from clipmat_app.http_limits import UPLOAD_SLACK_BYTES, BodyLimit
 from clipmat_app.inputs import MAX_DATA_URL_BYTES, MAX_UPLOAD_BYTES
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 # What --precision auto means on CPU: the first of these this machine runs (bf16 needs native
 # bf16 arithmetic), as measured by bench/cpu_paths.py (see the README's benchmarks).
-CPU_PRECISIONS = ("bf16", "int8")
 # Any request but an upload: a phrase, the settings, and at most one inline photo (base64).
 MAX_REQUEST_BYTES = MAX_DATA_URL_BYTES * 4 // 3 + 2**20
 CSS = """
@@ -61,22 +59,6 @@ def launch_options() -> dict[str, Any]:
         "ssr_mode": False,  # this server answers requests itself, behind BodyLimit
         "app_kwargs": {"middleware": [limit]},
     }
-
-
-def serve_local(demo: gr.Blocks, port: int | None = None) -> str:
-    """Launch ``demo`` on 127.0.0.1 without blocking (a free port by default); returns its URL."""
-    if port is None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(),
-    )
-    return f"http://127.0.0.1:{port}/"
 
 
 @dataclass
@@ -119,10 +101,10 @@ def build_app(
     return App(demo, service, storage)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "python app.py") -> argparse.Namespace:
     """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(
-        prog="clipmat-app",
+        prog=prog,
         description="CLIPMat web app: a photo and a phrase in, a soft matte and edits of it out.",
     )
     parser.add_argument(
@@ -186,22 +168,8 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """The precision ``--precision`` means on ``device``: 'auto' is the first of CPU_PRECISIONS
-    that this machine runs (bf16 needs native bf16 arithmetic, int8 quantized kernels), fp32 on
-    a GPU (the CPU paths refuse other devices) or where none runs."""
-    if precision != "auto":
-        return precision
-    import torch
-
-    if device != "cpu" and (device != "auto" or torch.cuda.is_available()):
-        return "fp32"
-    for candidate in CPU_PRECISIONS:
-        try:
-            check_precision(candidate)
-        except ValueError:
-            continue
-        return candidate
-    return "fp32"
+    """The precision ``--precision`` means on ``device`` (see :func:`clipmat.precision.auto_precision`)."""
+    return auto_precision(device) if precision == "auto" else precision
 
 
 def _stop_on_sigterm() -> None:
@@ -213,9 +181,9 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, *, prog: str = "python app.py") -> None:
     """Run the app until Ctrl-C or SIGTERM; its folder is removed on the way out."""
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     if args.threads:
         import torch
 

@@ -1,9 +1,9 @@
 """Mattes, edits and a figure grid for papers, from one photo and phrases or a file of pairs.
 
-    python -m clipmat.demo --image IMG --text "the cat" [--text "..."] --out DIR
-    python -m clipmat.demo --pairs FILE.csv|FILE.json --out DIR [--predictor NAME_OR_CHECKPOINT]
+    clipmat figure --image IMG --text "the cat" [--text "..."] --out DIR
+    clipmat figure --pairs FILE.csv|FILE.json --out DIR [--predictor NAME_OR_CHECKPOINT]
 
-(also ``python -m clipmat_app.figure`` and ``clipmat-demo``)
+(also ``python -m clipmat_app.figure``)
 
 A CSV has columns ``image`` and ``text`` (or ``phrase``); a JSON holds a list of
 {"image", "text"} objects or the examples/phrases.json layout. Image paths are relative to the
@@ -147,8 +147,8 @@ def run(
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog, description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="one photo, matted for every --text")
     source.add_argument("--pairs", help="a CSV or JSON file of image-phrase pairs")
@@ -170,8 +170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
+    args = parse_args(argv, prog)
     try:
         pairs = read_pairs(args.pairs) if args.pairs else [(args.image, t) for t in args.text]
         pool, name = PredictorPool.from_option(args.predictor, device=args.device)

@@ -87,7 +87,13 @@ def test_no_import_circle():
 
 def test_library_imports_no_ui_code():
     """Every module of clipmat and editing imports, and none pulls in gradio, the app or (for
-    clipmat) editing; editing never imports clipmat."""
+    clipmat) editing; editing never imports clipmat. In the source, no clipmat module imports
+    the app, and only the matte verb (clipmat.matte_cli) imports editing, inside functions."""
+    modules = _modules()
+    reach = {n: {m.split(".")[0] for m in _imports(p, n, modules)} for n, p in modules.items()}
+    library = {n for n in modules if n.split(".")[0] == "clipmat"}
+    assert not [n for n in library if "clipmat_app" in reach[n]]
+    assert {n for n in library if "editing" in reach[n]} <= {"clipmat.matte_cli"}
     names = [n for n in _modules() if n.split(".")[0] in ("clipmat", "editing")]
     code = (
         "import importlib, sys\n"
@@ -177,15 +183,21 @@ def test_wheel_works_from_another_folder(installed, tmp_path):
     out = subprocess.run([py, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK (40, 60)" in out.stdout and "site-packages/clipmat/weights" in out.stdout
-    for command in ("clipmat-app", "clipmat-demo", "clipmat-train", "clipmat-evaluate",
-                    "clipmat-download", "clipmat-push", "clipmat-generate",
-                    "clipmat-batch"):  # fmt: skip
-        run = subprocess.run(
-            [installed / "bin" / command, "--help"], cwd=tmp_path, env=env, capture_output=True
-        )
-        assert run.returncode == 0 and b"usage" in run.stdout.lower(), (command, run.stderr[-800:])
+    assert [p.name for p in (installed / "bin").glob("clipmat*")] == ["clipmat"]
+    clipmat = installed / "bin" / "clipmat"
+    run = subprocess.run([clipmat, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "usage: clipmat" in run.stdout, run.stderr[-800:]
+    for verb in ("matte", "batch", "app", "figure", "train", "evaluate", "generate", "push"):
+        assert f"\n  {verb} " in run.stdout, verb
     listed = subprocess.run(
-        [installed / "bin" / "clipmat-download", "--list"], cwd=tmp_path, env=env,
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [clipmat, "download", "--list"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert "site-packages/clipmat/weights/miniworld.safetensors" in listed.stdout
+    photo = ROOT / "examples" / "miniworld_furballs.jpg"
+    matte = subprocess.run(
+        [clipmat, "matte", photo, "the brown and transparent fur ball", "-o", "out/matte.png",
+         "--predictor", "mini-world", "--precision", "fp32", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert matte.returncode == 0, matte.stderr[-2000:]
+    assert '"predictor": "mini-world"' in matte.stdout and (tmp_path / "out/matte.png").is_file()

@@ -8,19 +8,23 @@ the image tower's blocks in ONNX Runtime.
 from clipmat.precision.layers import Bf16Linear, SelfAttention, native_bf16
 from clipmat.precision.onnx_tower import OnnxImageTower
 from clipmat.precision.paths import (
+    CPU_PRECISIONS,
     PRECISIONS,
     apply_precision,
+    auto_precision,
     check_device,
     check_precision,
     precision_of,
 )
 
 __all__ = [
+    "CPU_PRECISIONS",
     "PRECISIONS",
     "Bf16Linear",
     "OnnxImageTower",
     "SelfAttention",
     "apply_precision",
+    "auto_precision",
     "check_device",
     "check_precision",
     "native_bf16",

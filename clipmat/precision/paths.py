@@ -50,6 +50,7 @@ from clipmat.precision.layers import (
 from clipmat.precision.onnx_tower import OnnxImageTower, export_image_tower
 
 PRECISIONS = ("fp32", "bf16", "int8", "onnx")
+CPU_PRECISIONS = ("bf16", "int8")  # what "auto" tries on a CPU, fastest first
 _ONNX_PACKAGES = ("onnx", "onnxruntime")
 
 
@@ -70,6 +71,22 @@ def check_precision(precision: str) -> None:
             raise ValueError(
                 f"precision 'onnx' needs {' and '.join(missing)}: pip install onnx onnxruntime"
             )
+
+
+def auto_precision(device: str) -> str:
+    """What precision "auto" means on ``device``: the first of :data:`CPU_PRECISIONS` that this
+    machine runs (bf16 needs native bf16 arithmetic, int8 PyTorch's quantized kernels), fp32 on a
+    GPU (the CPU paths refuse other devices) or where none runs. ``device`` "auto" is the GPU
+    when CUDA is present."""
+    if device != "cpu" and (device != "auto" or torch.cuda.is_available()):
+        return "fp32"
+    for candidate in CPU_PRECISIONS:
+        try:
+            check_precision(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return "fp32"
 
 
 def check_device(precision: str, device: Any) -> None:

@@ -1,7 +1,7 @@
-"""Download registered weights: `python -m clipmat.pretrained.download NAME [--dir DIR]`.
+"""Download registered weights: `clipmat download NAME [--dir DIR]`.
 
 NAME is a registry key (``ViT-B-16.openai``), an older alias or predictor name
-(``zeroshot-vitb16``) or ``hf-hub:owner/repo``. `python -m clipmat.pretrained.download --list` prints every
+(``zeroshot-vitb16``) or ``hf-hub:owner/repo``. `clipmat download --list` prints every
 registered name with its licence and whether the file is already on disk. Exit codes: 0 done,
 1 unknown name or bad usage, 2 the file could not be fetched or verified.
 """
@@ -21,13 +21,15 @@ EXIT_FAILED = 2
 
 
 def format_registry() -> str:
-    """A plain-text table of the registry: name, kind, arch, licence, where the file is."""
-    rows = [("name", "kind", "arch", "licence", "present")]
+    """A plain-text table of the registry: name, contents, arch, predictor, licence, where the
+    file is; then the other names that resolve (predictor names and older names)."""
+    rows = [("name", "contents", "arch", "predictor", "licence", "present")]
     for name in registry.list_pretrained():
         spec = registry.get_weight_spec(name)
         found = hub.locate_weights(name)
-        rows.append((name, spec.kind, spec.arch, spec.licence, str(found) if found else "no"))
-    aliases = ", ".join(f"{a} -> {t}" for a, t in registry.ALIASES.items())
+        present = str(found) if found else "no"
+        rows.append((name, spec.contents, spec.arch, spec.predictor or "-", spec.licence, present))
+    aliases = ", ".join(f"{a} -> {t}" for a, t in registry.alias_map().items())
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows
@@ -58,10 +60,10 @@ def fetch(name: str, target_dir: Path | None = None) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     """Command line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m clipmat.pretrained.download",
+        prog=prog or "clipmat download",
         description="Download registered weights ahead of time (needs network access).",
     )
     parser.add_argument(

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from clipmat.pretrained import remote
-from clipmat.pretrained.registry import HUB_REPO_ENV, MINIWORLD, WeightSpec, get_weight_spec
+from clipmat.pretrained.registry import CLIPMAT, HUB_REPO_ENV, WeightSpec, get_weight_spec
 from clipmat.pretrained.weights_io import (  # noqa: F401  (re-exported)
     WeightsChecksumError,
     WeightsCorruptError,
@@ -169,27 +169,27 @@ def _not_found_message(spec: WeightSpec, tried: list[str]) -> str:
             f"  - It ships with the package as {bundled_dir() / spec.filename}; reinstall the "
             "package or restore the file from version control (`git checkout -- weights/`)."
         )
-    elif spec.kind == "clipmat" and spec.hub_repo_env is None:
+    elif spec.contents == CLIPMAT and spec.hub_repo_env is None:
         lines.append(
-            f"  - With network access, run once: python -m clipmat.pretrained.download {spec.name}"
+            f"  - With network access, run once: clipmat download {spec.name}"
         )
-    elif spec.kind == "clipmat":
+    elif spec.contents == CLIPMAT:
         lines.append(
             "  - No trained CLIPMat weights have been published yet. Train them with "
-            f"`python -m clipmat.training.cli --config FILE` (arch {spec.arch!r}) and save the result "
+            f"`clipmat train --config FILE` (arch {spec.arch!r}) and save the result "
             f"as {local},"
         )
         lines.append(
             f"  - or, if a hub repository hosts them: {HUB_REPO_ENV}=<owner/name> "
-            f"python -m clipmat.pretrained.download {spec.name}"
+            f"clipmat download {spec.name}"
         )
     else:
         lines.append(
-            f"  - With network access, run once: python -m clipmat.pretrained.download {spec.name} "
+            f"  - With network access, run once: clipmat download {spec.name} "
             f"(from the Hugging Face hub repository {spec.hf_repo}),"
         )
         lines.append(f"  - or put the file (an open_clip {spec.arch} state dict) at {local}.")
     lines.append(f"  - Set {WEIGHTS_DIR_ENV}=DIR to look in another folder.")
-    if spec.name != get_weight_spec(MINIWORLD).name:
+    if not spec.bundled:
         lines.append("Or pass pretrained=None for random init.")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Publish a trained CLIPMat on the Hugging Face hub: ``python -m clipmat.pretrained.push CKPT owner/repo``.
+"""Publish a trained CLIPMat on the Hugging Face hub: ``clipmat push CKPT owner/repo``.
 
 Writes, then uploads, a folder with the weights as ``model.safetensors`` (fp16, the model
 config, licence, training data and domain in the header), ``config.json`` and a model card
@@ -106,8 +106,8 @@ def push(
         return remote.upload_folder(folder, repo, private=private, api=api)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="clipmat-push", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, *, prog: str = "clipmat push") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a CLIPMat checkpoint (.safetensors)")
     parser.add_argument("repo", help="the hub model repository, owner/name")
     parser.add_argument("--licence", help=f"default: the file's, else {registry.CLIPMAT_LICENCE}")

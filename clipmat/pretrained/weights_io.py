@@ -145,7 +145,7 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 def _corrupt(path: Path, err: Exception) -> WeightsCorruptError:
     return WeightsCorruptError(
         f"Weights file {path} is corrupt or truncated ({type(err).__name__}: {err}). Delete it "
-        "and fetch it again (`python -m clipmat.pretrained.download NAME`), or re-save it from its source."
+        "and fetch it again (`clipmat download NAME`), or re-save it from its source."
     )
 
 

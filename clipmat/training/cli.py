@@ -1,4 +1,4 @@
-"""``python -m clipmat.training.cli --config FILE [key=value ...]``: train CLIPMat.
+"""``clipmat train --config FILE [key=value ...]``: train CLIPMat.
 
 Overrides are ``key=value`` pairs (values read as JSON when they parse), e.g.
 ``steps=2000 batch_size=16 model_overrides.popup=false``. Several processes: run it under
@@ -15,9 +15,10 @@ from clipmat.training.config import TrainConfig, load_config
 from clipmat.training.loop import train
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m clipmat.training.cli", description="Train CLIPMat (spec section 2 recipe)."
+        prog=prog or "clipmat train",
+        description="Train CLIPMat (the paper's recipe; docs/training.md).",
     )
     parser.add_argument("--config", help="training config file (.json or .toml)")
     parser.add_argument("overrides", nargs="*", help="key=value settings applied after the file")

@@ -20,6 +20,7 @@ import clipmat.predictors.loading
 import editing
 from clipmat import save_model
 from clipmat.precision import native_bf16
+from clipmat.precision import paths as precision_paths
 from clipmat.predictors.loading import PredictorStatus
 from clipmat_app import cli, texts, ui
 from clipmat_app import pool as app_pool
@@ -200,7 +201,7 @@ def test_compute_options_reach_the_pool_and_the_queue(monkeypatch):
         if precision in refused:
             raise ValueError(f"precision {precision!r} cannot run here")
 
-    monkeypatch.setattr(cli, "check_precision", check)
+    monkeypatch.setattr(precision_paths, "check_precision", check)
     assert cli.resolve_precision("auto", "cpu") == "bf16"  # native bf16: the fastest path
     refused.add("bf16")  # a CPU that emulates bf16
     assert cli.resolve_precision("auto", "cpu") == "int8"

@@ -14,7 +14,6 @@ from PIL import Image
 
 import editing
 from clipmat.imageio import load_image
-from clipmat_app.cli import serve_local
 from clipmat_app.inputs import read_photo
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
 from clipmat_app.service import MatteService, overlay
@@ -26,7 +25,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from helpers import assert_same_image  # noqa: E402
+from helpers import assert_same_image, serve_local  # noqa: E402
 
 CAT = str(ROOT / "examples" / "photo_cat.jpg")
 MAX_SIDE = 512

@@ -19,11 +19,11 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from gradio_client import Client, handle_file
+from helpers import serve_local
 from PIL import Image
 
 import editing
 from clipmat_app.admission import Admission
-from clipmat_app.cli import serve_local
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
 from clipmat_app.service import MatteService
 from clipmat_app.ui import build_demo

@@ -19,10 +19,10 @@ import gradio as gr
 import httpx
 import numpy as np
 import pytest
+from helpers import serve_local
 from PIL import Image
 
 from clipmat_app.admission import Admission
-from clipmat_app.cli import serve_local
 from clipmat_app.components import PhotoInput
 from clipmat_app.inputs import NOT_AN_UPLOAD, clean_phrase, read_photo, upload_folders
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny

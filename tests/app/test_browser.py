@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_same_image
+from helpers import assert_same_image, serve_local
 from PIL import Image
 
 import editing
@@ -42,11 +42,11 @@ def browser():
 def _serve(browser, pool, name, workdir):
     """The app on ``pool`` starting on predictor ``name``, open in a new page."""
     sys.path.insert(0, str(ROOT))
-    from clipmat_app import cli, ui
+    from clipmat_app import ui
 
     service = MatteService(pool, workdir=workdir)
     demo = ui.build_demo(pool, name, service=service)
-    url = cli.serve_local(demo)
+    url = serve_local(demo)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.wait_for_selector("#run", timeout=30_000)
