@@ -28,7 +28,7 @@ class CLIPTowersConfig:
 
 @dataclass
 class CLIPMatConfig:
-    """Everything that sets a shape or switches a module of CLIPMat (spec section 1)."""
+    """Everything that sets a shape or switches a module of CLIPMat (docs/decisions.md)."""
 
     name: str
     clip: CLIPTowersConfig
@@ -58,7 +58,7 @@ class CLIPMatConfig:
     # Decoders
     semantic_channels: tuple[int, int] = (128, 64)  # C2, C1
     detail_channels: tuple[int, int, int, int] = (128, 64, 32, 32)  # C4, C3, C2, C1
-    fusion: str = "argmax"  # "argmax" (spec 1.7) or "soft": p_fg + p_transition * detail
+    fusion: str = "argmax"  # "argmax" (the paper's) or "soft": p_fg + p_transition * detail
     # What training may update
     train_image_tower: bool = True  # False freezes the CLIP image tower
     train_text_tower: bool = False  # True fine-tunes the text tower too (the paper freezes it)

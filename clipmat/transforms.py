@@ -1,4 +1,5 @@
-"""Resize policy between a photo of any size and the model (spec 5.2 [D]), and back."""
+"""Resize policy between a photo of any size and the model
+(docs/decisions.md#resize-policy), and back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CLIPMat: composes the CLIP towers, the prompt, TSP, MDE and the two decoders (spec 1.1)."""
+"""CLIPMat: composes the CLIP towers, the prompt, TSP, MDE and the two decoders (the paper's
+figure; what it leaves open is in docs/decisions.md)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def fuse_alpha(semantic_logits: torch.Tensor, detail: torch.Tensor, mode: str) -
 
     Args:
         semantic_logits: (B, 3, H, W). detail: (B, 1, H, W) in [0, 1].
-        mode: "argmax" (alpha = detail * [class == transition] + [class == foreground], spec 1.7)
+        mode: "argmax" (alpha = detail * [class == transition] + [class == foreground], docs/decisions.md#fusion)
             or "soft" (alpha = p_fg + p_transition * detail).
 
     Returns:

@@ -1,4 +1,5 @@
-"""Multi-level details extractor (MDE): four visual levels fused with the raw image (spec 1.5)."""
+"""Multi-level details extractor (MDE): four visual levels fused with the raw image
+(docs/decisions.md#details-extractor)."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from clipmat.model.layers import tokens_to_grid
 
 
 class SemanticPopUp(nn.Module):
-    """Cross-attention of visual tokens to text tokens, self-attention, then LN + MLP (spec 1.4).
+    """Cross-attention of visual tokens to text tokens, self-attention, then LN + MLP (docs/decisions.md#pop-up).
 
-    [D] The cross-attention output is added to the projected visual tokens (a residual the figure
+    Our choice: the cross-attention output is added to the projected visual tokens (a residual the figure
     does not draw), so visual content is not replaced by a mixture of text values.
 
     Args:

@@ -1,6 +1,6 @@
 """Context-embedded prompt (CP): fixed templates before keywords, learnable context after the text.
 
-Token layout [D, spec 1.3]: ``[SOT] text-tokens [V]1..[V]N [EOT] pad...``. The text is cut so that
+Token layout (docs/decisions.md#prompt-tokens): ``[SOT] text-tokens [V]1..[V]N [EOT] pad...``. The text is cut so that
 SOT + text + EOT fits the setting's budget (14 for keywords, 69 for expressions) before the N
 context vectors are inserted; keywords are first wrapped in a template such as
 "the foreground of the {}".

@@ -1,4 +1,4 @@
-"""Training losses of CLIPMat (spec section 1.8) and the on-the-fly ground-truth trimap.
+"""Training losses of CLIPMat (docs/decisions.md#losses) and the on-the-fly ground-truth trimap.
 
 ``L = w_sem * L_sem + w_detail * L_detail + w_fusion * L_fusion_alpha + w_dice * L_dice`` with the
 spec's weights 1, 2, 3 and an added Dice term on the foreground-plus-transition probability, which
@@ -27,7 +27,7 @@ PYRAMID_LEVELS = 5
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms (spec 1.8: 1, 2, 3; Dice is the project's addition)."""
+    """Weights of the loss terms (the paper's 1, 2, 3; Dice is the project's addition)."""
 
     sem: float = 1.0
     detail: float = 2.0
@@ -190,7 +190,7 @@ def clipmat_loss(
     """All loss terms for one batch.
 
     The fusion term is computed on the soft fusion (:func:`soft_fusion`), so that its gradient
-    reaches the semantic branch too; the argmax rule of spec 1.7 has no gradient there.
+    reaches the semantic branch too; the argmax fusion (docs/decisions.md#fusion) has no gradient there.
 
     Args:
         semantic_logits: (B, 3, H, W) logits.

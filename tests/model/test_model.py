@@ -138,7 +138,7 @@ def test_unknown_config_and_fields_raise():
 @pytest.mark.parametrize("name", ["clipmat-vitb16", "clipmat-vitl14"])
 def test_paper_configs_describe_the_paper_backbones(name):
     cfg = clipmat.get_model_config(name)
-    assert cfg.image_size // cfg.patch_size == 32  # a 32x32 token grid (spec 1.2)
+    assert cfg.image_size // cfg.patch_size == 32  # a 32x32 token grid, as the paper's ViT-B/16 at 512
     assert cfg.feature_layers[-1] == cfg.clip.vision["layers"]
     assert cfg.keyword_budget == 14 and cfg.expression_budget == 69 and cfg.context_length == 8
 
