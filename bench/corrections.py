@@ -69,8 +69,7 @@ def samples(setting: str, images: int):
 
 
 def run(predictor, setting: str, images: int) -> dict[str, float]:
-    counts = {"samples": 0, "misses": 0, "positive fixed": 0, "wrong picks": 0,
-              "negative fixed": 0}  # fmt: skip
+    counts = {"samples": 0, "misses": 0, "positive fixed": 0, "wrong picks": 0, "negative fixed": 0}
     seconds = []
     for image, text, target, others in tqdm(list(samples(setting, images)), desc=setting):
         counts["samples"] += 1
@@ -98,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200)
     args = parser.parse_args(argv)
     predictor = load_predictor(args.predictor, device="cpu")
-    print("| setting | samples | misses | fixed by a positive click | wrong picks | fixed by a "
-          "negative click | s per corrected predict |")  # fmt: skip
+    print(
+        "| setting | samples | misses | fixed by a positive click | wrong picks | fixed by a "
+        "negative click | s per corrected predict |"
+    )
     print("|---|---|---|---|---|---|---|")
     for setting in ("keyword", "expression"):
         c = run(predictor, setting, args.images)

@@ -315,9 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.smoke:
-        args.model, args.side, args.proxy_side, args.repeats, args.images = (
-            "clipmat-tiny", 128, 96, 1, 2,
-        )  # fmt: skip
+        smoke = ("clipmat-tiny", 128, 96, 1, 2)
+        args.model, args.side, args.proxy_side, args.repeats, args.images = smoke
     result = run_parity(args) if args.parity else run_speed(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

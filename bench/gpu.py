@@ -47,9 +47,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from timing import median_time  # noqa: E402
 
-PHRASES = ("the cat with white and black fur", "the man on the left", "the red umbrella",
-           "the dog lying on the sofa", "the glass of water on the table", "the woman's hair",
-           "the plant in the corner", "the smoke above the chimney")  # fmt: skip
+PHRASES = (
+    "the cat with white and black fur",
+    "the man on the left",
+    "the red umbrella",
+    "the dog lying on the sofa",
+    "the glass of water on the table",
+    "the woman's hair",
+    "the plant in the corner",
+    "the smoke above the chimney",
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,26 @@ class Plan:
     train_steps: int
 
 
-FULL = Plan("clipmat-vitb16", ("clipmat-vitb16", "clipmat-vitl14"), (512, 1024), (1, 8), 16,
-            warmup=3, repeats=20, train_steps=10)  # fmt: skip
-SMOKE = Plan("clipmat-tiny", ("clipmat-tiny", "clipmat-mini"), (128, 256), (1, 2), 2,
-             warmup=1, repeats=1, train_steps=1)  # fmt: skip
+FULL = Plan(
+    "clipmat-vitb16",
+    ("clipmat-vitb16", "clipmat-vitl14"),
+    (512, 1024),
+    (1, 8),
+    16,
+    warmup=3,
+    repeats=20,
+    train_steps=10,
+)
+SMOKE = Plan(
+    "clipmat-tiny",
+    ("clipmat-tiny", "clipmat-mini"),
+    (128, 256),
+    (1, 2),
+    2,
+    warmup=1,
+    repeats=1,
+    train_steps=1,
+)
 
 
 def phrases(n: int) -> list[str]:
@@ -78,6 +101,7 @@ def phrases(n: int) -> list[str]:
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work (nothing to wait for on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -105,6 +129,22 @@ def photo(side: int, variant: int) -> np.ndarray:
     return out
 
 
+def row(
+    kind: str, model: str, photo_px: int, input_px: int, batch: int, precision: str, ms: float
+) -> dict:
+    """One result row; its samples/s follow from the batch and the median milliseconds."""
+    return {
+        "kind": kind,
+        "model": model,
+        "photo_px": photo_px,
+        "input_px": input_px,
+        "batch": batch,
+        "precision": precision,
+        "median_ms": ms,
+        "samples_per_s": 1000 * batch / ms,
+    }
+
+
 def predictor_precision(device: torch.device) -> str:
     """The precision ``CLIPMatPredictor`` runs at on ``device`` (its documented autocast)."""
     if device.type != "cuda":
@@ -116,8 +156,9 @@ def predict_ms(predictor, side: int, batch: int, plan: Plan, device: torch.devic
     """Median ms of ``predict`` with ``batch`` phrases, each call on a new ``side`` px photo."""
     photos = iter([photo(side, i) for i in range(plan.warmup + plan.repeats)])
     texts = phrases(batch)
-    return timed_ms(lambda: predictor.predict(next(photos), texts), device, plan.warmup,
-                    plan.repeats)  # fmt: skip
+    return timed_ms(
+        lambda: predictor.predict(next(photos), texts), device, plan.warmup, plan.repeats
+    )
 
 
 def predict_rows(plan: Plan, device: torch.device) -> list[dict]:
@@ -132,9 +173,8 @@ def predict_rows(plan: Plan, device: torch.device) -> list[dict]:
     for side in plan.photo_sides:
         for batch in plan.batches:
             ms = predict_ms(predictor, side, batch, plan, device)
-            rows.append({"kind": "predict", "model": plan.model, "photo_px": side,
-                         "input_px": input_px, "batch": batch, "precision": predictor_precision(device),
-                         "median_ms": ms, "samples_per_s": 1000 * batch / ms})  # fmt: skip
+            precision = predictor_precision(device)
+            rows.append(row("predict", plan.model, side, input_px, batch, precision, ms))
     return rows
 
 
@@ -157,9 +197,7 @@ def forward_rows(plan: Plan, device: torch.device) -> list[dict]:
                     model(images, tokens)
 
             ms = timed_ms(forward, device, plan.warmup, plan.repeats)
-            rows.append({"kind": "forward", "model": plan.model, "photo_px": size,
-                         "input_px": size, "batch": batch, "precision": precision,
-                         "median_ms": ms, "samples_per_s": 1000 * batch / ms})  # fmt: skip
+            rows.append(row("forward", plan.model, size, size, batch, precision, ms))
     return rows
 
 
@@ -219,10 +257,8 @@ def train_row(name: str, batch: int, plan: Plan, device: torch.device) -> dict:
         peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "cpu_max_rss"
     dtype = getattr(autocast, "fast_dtype", None)  # the loop's autocast, or none on the CPU
     precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
-    return {"kind": "train", "model": name, "photo_px": size, "input_px": size, "batch": batch,
-            "precision": precision,
-            "median_ms": ms, "samples_per_s": 1000 * batch / ms, "peak_memory_gib": peak,
-            "memory": kind}  # fmt: skip
+    measured = row("train", name, size, size, batch, precision, ms)
+    return {**measured, "peak_memory_gib": peak, "memory": kind}
 
 
 def release(device: torch.device) -> None:
@@ -257,21 +293,19 @@ def ratios(rows: list[dict]) -> dict[str, float]:
     pred = {(s, b): v for (k, s, b, _), v in ms.items() if k == "predict"}
     sides, n = sorted({s for s, _ in pred}), max(b for b, _ in fwd)
     out = {f"forward fp32 / bf16, batch {b}": fwd[b, "fp32"] / fwd[b, "bf16"] for b in (1, n)}
-    out[f"forward bf16, time per photo: batch 1 / batch {n}"] = fwd[1, "bf16"] / (
-        fwd[n, "bf16"] / n
-    )
+    per_photo = fwd[n, "bf16"] / n
+    out[f"forward bf16, time per photo: batch 1 / batch {n}"] = fwd[1, "bf16"] / per_photo
     for side in sides:
         out[f"predict {n} phrases / 1 phrase, {side} px photo"] = pred[side, n] / pred[side, 1]
-    out[f"predict 1 phrase, {sides[-1]} px / {sides[0]} px photo"] = (
-        pred[sides[-1], 1] / pred[sides[0], 1]
-    )
-    out[f"predict 1 phrase on a {sides[0]} px photo / forward bf16 batch 1"] = (
-        pred[sides[0], 1] / fwd[1, "bf16"]
-    )
+    small, large = sides[0], sides[-1]
+    out[f"predict 1 phrase, {large} px / {small} px photo"] = pred[large, 1] / pred[small, 1]
+    ratio = pred[small, 1] / fwd[1, "bf16"]
+    out[f"predict 1 phrase on a {small} px photo / forward bf16 batch 1"] = ratio
     return out
 
 
 def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -281,48 +315,65 @@ def cpu_name() -> str:
 
 def environment(device: torch.device) -> dict:
     """What the numbers were measured on."""
-    env = {"device": cpu_name(), "torch": torch.__version__,
-           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-           "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-           "threads": torch.get_num_threads()}  # fmt: skip
+    env = {
+        "device": cpu_name(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         env["device"] = torch.cuda.get_device_name(device)
     return env
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| kind | model | photo px | input px | batch | precision | median ms | samples/s "
-             "| peak GiB |", "|" + "---|" * 9]  # fmt: skip
+    """The rows as a Markdown table."""
+    head = "| kind | model | photo px | input px | batch | precision | median ms | samples/s "
+    lines = [head + "| peak GiB |", "|" + "---|" * 9]
     for r in rows:
         peak = f"{r['peak_memory_gib']:.2f}" if "peak_memory_gib" in r else ""
-        lines.append(f"| {r['kind']} | {r['model']} | {r['photo_px']} | {r['input_px']} | "
-                     f"{r['batch']} | {r['precision']} | {r['median_ms']:.2f} | "
-                     f"{r['samples_per_s']:.1f} | {peak} |")  # fmt: skip
+        lines.append(
+            f"| {r['kind']} | {r['model']} | {r['photo_px']} | {r['input_px']} | "
+            f"{r['batch']} | {r['precision']} | {r['median_ms']:.2f} | "
+            f"{r['samples_per_s']:.1f} | {peak} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure every row, print the environment, table and ratios, write ``--json``; exit
+    status 2 without CUDA (and without ``--cpu-smoke``), 1 when a time is not finite."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-smoke", action="store_true", help="every row shrunk, on the CPU")
     parser.add_argument("--json", help="write the environment, rows and ratios here")
     args = parser.parse_args(argv)
     if not args.cpu_smoke and not torch.cuda.is_available():
-        print("bench/gpu.py needs CUDA; --cpu-smoke runs every row shrunk on the CPU",
-              file=sys.stderr)  # fmt: skip
+        message = "bench/gpu.py needs CUDA; --cpu-smoke runs every row shrunk on the CPU"
+        print(message, file=sys.stderr)
         return 2
     plan = SMOKE if args.cpu_smoke else FULL
     device = torch.device("cpu" if args.cpu_smoke else "cuda:0")
     env = environment(device)
-    print(f"device: {env['device']}; torch {env['torch']}; CUDA {env['cuda']}; "
-          f"cuDNN {env['cudnn']}; TF32 matmul {env['tf32_matmul']}", flush=True)  # fmt: skip
+    print(
+        f"device: {env['device']}; torch {env['torch']}; CUDA {env['cuda']}; "
+        f"cuDNN {env['cudnn']}; TF32 matmul {env['tf32_matmul']}",
+        flush=True,
+    )
     start = time.perf_counter()
     rows = []
     for measure in (predict_rows, forward_rows, train_rows):
         rows += measure(plan, device)
         release(device)
         print(f"{measure.__name__}: done at {time.perf_counter() - start:.0f} s", flush=True)
-    result = {**env, "smoke": args.cpu_smoke, "rows": rows, "ratios": ratios(rows),
-              "seconds": time.perf_counter() - start}  # fmt: skip
+    result = {
+        **env,
+        "smoke": args.cpu_smoke,
+        "rows": rows,
+        "ratios": ratios(rows),
+        "seconds": time.perf_counter() - start,
+    }
     print(table(rows))
     for name, value in result["ratios"].items():
         print(f"{name}: {value:.2f}")

@@ -82,10 +82,9 @@ def run_row(
 ) -> tuple[dict, Any]:
     """Train one row and evaluate it on held-out scenes; returns ({setting: metrics}, predictor)."""
     overrides = {**base.model_overrides, **ROWS[name]}
-    cfg = TrainConfig.from_dict({
-        **base.to_dict(), "model_overrides": overrides, "out_dir": str(out / name / f"seed{seed}"),
-        "shuffle_text": name == "shuffled", "resume": False, "seed": seed,
-    })  # fmt: skip
+    run_dir = str(out / name / f"seed{seed}")
+    changes = {"model_overrides": overrides, "out_dir": run_dir, "shuffle_text": name == "shuffled"}
+    cfg = TrainConfig.from_dict({**base.to_dict(), **changes, "resume": False, "seed": seed})
     summary = train(cfg)
     predictor = CLIPMatPredictor(load_model(summary["checkpoint"]), name=name, device="cpu")
     result = {"train_steps": summary["step"], "seed": seed, "loss": summary["last_loss"]}
@@ -128,17 +127,20 @@ def merge_runs(paths: list[str]) -> dict[str, dict]:
                 if seeds and next(iter(seeds.values()))["train_steps"] != run["train_steps"]:
                     raise ValueError(f"{path}: row {name!r} was trained for another step count")
                 seeds[seed] = run
-    merged = {name: mean_over_seeds([runs[s] for s in sorted(runs)])
-              for name, runs in pooled.items()}  # fmt: skip
+    merged = {
+        name: mean_over_seeds([runs[s] for s in sorted(runs)]) for name, runs in pooled.items()
+    }
     return {**merged, **untrained}
 
 
 def zeroshot_rows(clip: str | None, method: str, images: int, size: int) -> dict[str, dict]:
     """The zero-shot predictor on the tiny CLIP: coarse map, matted, and its shuffled control."""
     rows = {}
-    for name, matting, shuffled in (("zero-shot (coarse map)", False, False),
-                                    ("zero-shot", True, False),
-                                    ("zero-shot, shuffled", True, True)):  # fmt: skip
+    for name, matting, shuffled in (
+        ("zero-shot (coarse map)", False, False),
+        ("zero-shot", True, False),
+        ("zero-shot, shuffled", True, True),
+    ):
         predictor = build_predictor(clip, method=method, matting=matting)
         rows[name] = {"train_steps": 0, **evaluate_row(predictor, images, size, shuffled=shuffled)}
     return rows
@@ -150,18 +152,23 @@ def format_rows(results: dict[str, dict]) -> str:
     head = [f"{s} {c}" for s in ("keyword", "expression") for c in cols]
     lines = ["| row | steps | " + " | ".join(head) + " |", "|---" * (2 + len(head)) + "|"]
     for name, r in results.items():
-        cells = [f"{r[s]['sad']:.3f} | {r[s]['mad']:.4f} | {_grounding(r[s])} | "
-                 f"{r[s]['selection_accuracy']:.3f}" for s in ("keyword", "expression")]  # fmt: skip
+        cells = [
+            f"{r[s]['sad']:.3f} | {r[s]['mad']:.4f} | {_grounding(r[s])} | "
+            f"{r[s]['selection_accuracy']:.3f}"
+            for s in ("keyword", "expression")
+        ]
         lines.append(f"| {name} | {r['train_steps']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _grounding(metrics: dict) -> str:
+    """Grounding accuracy, with its spread over seeds (one SD) when there are several."""
     text = f"{metrics['grounding_accuracy']:.3f}"
     return text + (f" ± {metrics['grounding_sd']:.3f}" if "grounding_sd" in metrics else "")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=8.0, help="training time per row")
     parser.add_argument(
@@ -198,6 +205,60 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--smoke", action="store_true", help="tiny version (under a minute)")
+    return parser
+
+
+def base_config(args: argparse.Namespace) -> tuple[TrainConfig, int, int]:
+    """The training config every row shares, the scene side, and the held-out scenes per
+    setting; all shrunk under ``--smoke``."""
+    base = TrainConfig(
+        model="clipmat-mini",
+        clip_init=args.clip_init,
+        steps=args.steps or 100000,
+        batch_size=32,
+        lr=5e-4,
+        lr_image=2e-4,
+        warmup_steps=100,
+        max_minutes=0.0 if args.steps else args.minutes,
+        progress=False,
+        log_every=20,
+        threads=args.threads,
+        workers=0 if args.smoke else 1,
+        ckpt_every=10**9,
+        ckpt_minutes=10**6,
+    )
+    if not args.smoke:
+        return base, 96, args.images
+    size = 48
+    smoke = {"steps": 2, "batch_size": 4, "image_size": size, "max_minutes": 0.0}
+    smoke.update(log_every=1, warmup_steps=1)
+    return TrainConfig.from_dict({**base.to_dict(), **smoke}), size, 2
+
+
+def trained_rows(
+    names: list[str], base: TrainConfig, out: Path, images: int, size: int, seeds: range
+) -> dict[str, dict]:
+    """Train and evaluate each named row once per seed, averaged over the seeds; the full row
+    is evaluated once more with the refiner, as the row "full + refiner" after it."""
+    results: dict[str, dict] = {}
+    for name in names:
+        runs, refined = [], []
+        for seed in seeds:
+            result, predictor = run_row(name, base, out, images, size, seed)
+            runs.append(result)
+            if name == "full":
+                kept = {k: result[k] for k in ("train_steps", "seed", "loss")}
+                refined.append({**kept, **evaluate_row(predictor, images, size, refine=True)})
+        results[name] = mean_over_seeds(runs)
+        print(format_rows({name: results[name]}).splitlines()[-1], flush=True)
+        if refined:
+            results["full + refiner"] = mean_over_seeds(refined)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and evaluate the rows (or merge earlier runs); print the table, write ``--json``."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.merge:
         try:
@@ -206,47 +267,24 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--merge: {err}")
         return _report(results, args.json)
     torch.set_num_threads(max(1, args.threads))  # evaluation too
-    size = 96
-    base = TrainConfig(model="clipmat-mini", clip_init=args.clip_init,
-                       steps=args.steps or 100000,
-                       batch_size=32, lr=5e-4, lr_image=2e-4, warmup_steps=100,
-                       max_minutes=0.0 if args.steps else args.minutes,
-                       progress=False, log_every=20,
-                       threads=args.threads, workers=0 if args.smoke else 1,
-                       ckpt_every=10**9, ckpt_minutes=10**6)  # fmt: skip
-    images = args.images
-    if args.smoke:
-        size, images = 48, 2
-        base = TrainConfig.from_dict({**base.to_dict(), "steps": 2, "batch_size": 4,
-                                      "image_size": size, "max_minutes": 0.0,
-                                      "log_every": 1, "warmup_steps": 1})  # fmt: skip
+    base, size, images = base_config(args)
     if args.zeroshot_only and (args.no_zeroshot or args.rows):
         parser.error("--zeroshot-only cannot be combined with --no-zeroshot or --rows")
     chosen = [name if name in ROWS else f"-{name}" for name in args.rows or []]
     rows = [] if args.zeroshot_only else chosen or list(ROWS)
     if args.seeds < 1 or args.first_seed < 0:
         parser.error("--seeds must be >= 1 and --first-seed >= 0")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
-        results: dict[str, dict] = {}
-        for name in rows:
-            runs, refined = [], []
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                result, predictor = run_row(name, base, out, images, size, seed)
-                runs.append(result)
-                if name == "full":
-                    refined.append({**{k: result[k] for k in ("train_steps", "seed", "loss")},
-                                    **evaluate_row(predictor, images, size, refine=True)})  # fmt: skip
-            results[name] = mean_over_seeds(runs)
-            print(format_rows({name: results[name]}).splitlines()[-1], flush=True)
-            if refined:
-                results["full + refiner"] = mean_over_seeds(refined)
+        results = trained_rows(rows, base, out, images, size, seeds)
     if not args.no_zeroshot:
         results.update(zeroshot_rows(args.clip_init, args.zeroshot_method, images, size))
     return _report(results, args.json)
 
 
 def _report(results: dict[str, dict], json_path: str | None) -> int:
+    """Print the table and write the rows as JSON when asked; returns the exit status 0."""
     print(format_rows(results))
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=2))

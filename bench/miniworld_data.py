@@ -47,14 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     weights = LossWeights(cfg.loss_sem, cfg.loss_detail, cfg.loss_fusion, cfg.loss_dice)
     tokens = model.tokenize(batch["texts"], batch["settings"], batch["template_ids"])
     kernel = trimap_kernel_size(args.size, np.random.default_rng(0), cfg.trimap_kernel)
-    trimap = make_trimap(batch["alphas"], kernel)
+    alphas = batch["alphas"]
+    trimap = make_trimap(alphas, kernel)
 
     def step() -> None:
         output = model(batch["images"], tokens)
-        loss = clipmat_loss(output.semantic_logits, output.detail, batch["alphas"], trimap,
-                            weights)["loss"]  # fmt: skip
+        losses = clipmat_loss(output.semantic_logits, output.detail, alphas, trimap, weights)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
 

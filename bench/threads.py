@@ -112,8 +112,10 @@ def summary_rows(runs: dict[tuple[int, int, str], list[dict]]) -> list[dict]:
     for (slots, threads, precision), results in runs.items():
         records = [r for res in results for r in res["records"]]
         lat = latencies(records)
-        rows.append({
-            "slots": slots, "threads": threads, "precision": precision,
+        row = {
+            "slots": slots,
+            "threads": threads,
+            "precision": precision,
             "matte_p50": lat.get("/matte", (0, float("nan")))[1],
             "matte_p95": lat.get("/matte", (0, float("nan")))[2],
             "edit_p50": lat.get("/edit", (0, float("nan")))[1],
@@ -121,11 +123,13 @@ def summary_rows(runs: dict[tuple[int, int, str], list[dict]]) -> list[dict]:
             "wall_s": [round(r["wall_s"], 1) for r in results],
             "peak_mb": max(r["peak_mb"] for r in results),
             "failed": sum(r["failed"] for r in results),
-        })  # fmt: skip
+        }
+        rows.append(row)
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="1x1,1x2,2x1,2x2,3x1", help="SLOTSxTHREADS,...")
     parser.add_argument("--precisions", default="fp32", help="fp32, int8, onnx (comma-separated)")
@@ -141,6 +145,30 @@ def main(argv: list[str] | None = None) -> int:
         help="every client sends the same photo (encoded once, then cached)",
     )
     parser.add_argument("--json", help="write the table here")
+    return parser
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    """The pooled rows as a Markdown table, under a line that names the load."""
+    load = f"{args.clients} clients x {args.requests} requests on {args.predictor}"
+    print(f"\n{load}, {args.rounds} rounds pooled")
+    print(
+        "| slots | threads | precision | /matte p50 | /matte p95 | /edit p50 | /edit p95 | wall s "
+        "| peak MB | failed |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for row in rows:
+        print(
+            f"| {row['slots']} | {row['threads']} | {row['precision']} | {row['matte_p50']:.2f} | "
+            f"{row['matte_p95']:.2f} | {row['edit_p50']:.2f} | {row['edit_p95']:.2f} | "
+            f"{', '.join(f'{w:.0f}' for w in row['wall_s'])} | {row['peak_mb']:.0f} | "
+            f"{row['failed']} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every setting for the rounds (in alternating order), print the table, write
+    ``--json``; exit status 1 when a request failed."""
+    parser = _parser()
     args = parser.parse_args(argv)
     try:
         grid = parse_settings(args.settings)
@@ -159,20 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             for s in settings if r % 2 == 0 else settings[::-1]:
                 result = run_setting(args, predictor, *s)
                 runs[s].append(result)
-                print(f"round {r + 1}: {s[0]} slots x {s[1]} threads, {s[2]}, "
-                      f"{result['wall_s']:.1f} s", flush=True)  # fmt: skip
+                took = f"{result['wall_s']:.1f} s"
+                print(f"round {r + 1}: {s[0]} slots x {s[1]} threads, {s[2]}, {took}", flush=True)
     rows = summary_rows(runs)
-    print(f"\n{args.clients} clients x {args.requests} requests on {args.predictor}, "
-          f"{args.rounds} rounds pooled")  # fmt: skip
-    print("| slots | threads | precision | /matte p50 | /matte p95 | /edit p50 | /edit p95 | wall s "
-          "| peak MB | failed |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
-    for row in rows:
-        print(
-            f"| {row['slots']} | {row['threads']} | {row['precision']} | {row['matte_p50']:.2f} | "
-            f"{row['matte_p95']:.2f} | {row['edit_p50']:.2f} | {row['edit_p95']:.2f} | "
-            f"{', '.join(f'{w:.0f}' for w in row['wall_s'])} | {row['peak_mb']:.0f} | "
-            f"{row['failed']} |"
-        )
+    print_table(rows, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
     return 1 if any(row["failed"] for row in rows) else 0

@@ -142,8 +142,10 @@ def time_matting(repeats: int) -> None:
         trimap = _disk_trimap(512, band)
         share = float((trimap == refine.TRIMAP_UNKNOWN).mean())
         cf = median_time(lambda t=trimap: refine.closed_form_alpha(photo, t), repeats)
-        print(f"closed-form matting at 512x512, disk trimap band {band} px (unknown {share:.1%}): "
-              f"{cf:.3f} s")  # fmt: skip
+        print(
+            f"closed-form matting at 512x512, disk trimap band {band} px (unknown {share:.1%}): "
+            f"{cf:.3f} s"
+        )
     big = cv2.resize(photo, PHOTO_12MP[::-1], interpolation=cv2.INTER_CUBIC)
     coarse = np.zeros(PHOTO_12MP, np.float32)
     cv2.ellipse(coarse, (2000, 1500), (1100, 1300), 0, 0, 360, 1.0, -1)
@@ -152,8 +154,10 @@ def time_matting(repeats: int) -> None:
     seconds = median_time(lambda: refine.refine_alpha(big, coarse), repeats)
     _, trimap = refine.refine_alpha(big, coarse)
     share = float((trimap == refine.TRIMAP_UNKNOWN).mean())
-    print(f"refiner on a {PHOTO_12MP[1]}x{PHOTO_12MP[0]} photo (12 MP; working long side 1024, "
-          f"unknown {share:.1%}): {seconds:.3f} s")  # fmt: skip
+    print(
+        f"refiner on a {PHOTO_12MP[1]}x{PHOTO_12MP[0]} photo (12 MP; working long side 1024, "
+        f"unknown {share:.1%}): {seconds:.3f} s"
+    )
     low = cv2.resize(coarse, (1024, 768), interpolation=cv2.INTER_AREA)
     up = median_time(lambda: refine.guided_upsample(low, big), repeats)
     print(f"  of which guided upsampling 1024x768 -> 4000x3000: {up:.3f} s")
@@ -188,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         k: ZeroShotPredictor(backbone, config=c, device="cpu") for k, c in configs.items()
     }
     assert predictors["global"].logit_scale == predictors["sliding"].logit_scale == 50.0
-    print(f"torch threads: {torch.get_num_threads()}; ViT-B/16 towers at 224 px, random weights; "
-          f"matting long side {MATTING_SIDE}; median of {repeats}, rows interleaved")  # fmt: skip
+    print(
+        f"torch threads: {torch.get_num_threads()}; ViT-B/16 towers at 224 px, random weights; "
+        f"matting long side {MATTING_SIDE}; median of {repeats}, rows interleaved"
+    )
     for size in PHOTOS:
         time_photo(towers, predictors, size, repeats)
     if not args.no_refiner:

@@ -89,11 +89,8 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     elif path.suffix.lower() == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and "examples" in data:
-            rows = [
-                {"image": e["image"], "text": p["text"]}
-                for e in data["examples"]
-                for p in e["phrases"]
-            ]
+            found = [(e["image"], p["text"]) for e in data["examples"] for p in e["phrases"]]
+            rows = [{"image": image, "text": text} for image, text in found]
         elif isinstance(data, list):
             rows = data
         else:
@@ -157,6 +154,7 @@ def group_jobs(pairs: list[tuple[str, str]], root: str | Path) -> list[Job]:
 
 
 def _relative(path: Path, root: Path) -> Path:
+    """``path`` relative to ``root``; its file name alone when it lies outside ``root``."""
     resolved = path.resolve()
     return resolved.relative_to(root) if resolved.is_relative_to(root) else Path(path.name)
 
@@ -180,14 +178,8 @@ def matte16(alpha: np.ndarray) -> np.ndarray:
 
 
 def raw_cutout(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The photo's own colours with the matte as alpha (not premultiplied).
-
-    Args:
-        rgb: (H, W, 3) uint8. alpha: (H, W) float in [0, 1].
-
-    Returns:
-        (H, W, 4) uint8 RGBA.
-    """
+    """The photo's own colours with the matte as alpha (not premultiplied): (H, W, 3) uint8
+    ``rgb`` and (H, W) float ``alpha`` in [0, 1] -> (H, W, 4) uint8 RGBA."""
     a = np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
     return np.dstack([rgb, a])
 
@@ -211,6 +203,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 
 def _reason(err: BaseException) -> str:
+    """An error as the summary keeps it: its type and message, cut to ``MAX_REASON``."""
     return f"{type(err).__name__}: {err}"[:MAX_REASON]
 
 
@@ -227,8 +220,8 @@ def run_job(
     rows, pending = [], []
     for j, phrase in enumerate(job.phrases):
         paths = output_paths(out, job, phrase, names)
-        row = {"image": str(job.image), "text": phrase, "key": (job.index, j),
-               "outputs": {k: str(p.relative_to(out)) for k, p in paths.items()}}  # fmt: skip
+        outputs = {k: str(p.relative_to(out)) for k, p in paths.items()}
+        row = {"image": str(job.image), "text": phrase, "key": (job.index, j), "outputs": outputs}
         rows.append(row)
         if all(p.is_file() for p in paths.values()):
             row["status"] = "skipped"
@@ -303,17 +296,15 @@ def summarise(rows: list[dict], *, world: int = 1, seconds: float = 0.0) -> dict
     """Counts, the failures with their reasons, and every pair's row in job order."""
     rows = sorted(rows, key=lambda r: r["key"])
     count = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
-    failures = [
-        {"image": r["image"], "text": r["text"], "reason": r["reason"]}
-        for r in rows
-        if r["status"] == "failed"
-    ]
+    failed = [r for r in rows if r["status"] == "failed"]
+    failures = [{"image": r["image"], "text": r["text"], "reason": r["reason"]} for r in failed]
     pairs = [{k: v for k, v in r.items() if k != "key"} for r in rows]
-    return {"pairs_total": len(rows), **count, "failures": failures, "world_size": world,
-            "seconds": round(seconds, 3), "pairs": pairs}  # fmt: skip
+    totals = {"pairs_total": len(rows), **count, "failures": failures}
+    return {**totals, "world_size": world, "seconds": round(seconds, 3), "pairs": pairs}
 
 
 def _parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command line of ``python -m clipmat.batch`` (and ``clipmat batch``)."""
     parser = argparse.ArgumentParser(
         prog=prog or "python -m clipmat.batch",
         description="Mattes (16-bit PNG) for a folder of photos or a file of photo-phrase pairs.",
@@ -325,8 +316,8 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--predictor", default="auto", help="registry name or checkpoint path")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="CLIPMat predictors on the CPU: bf16, int8 or onnx towers")  # fmt: skip
+    precision = "CLIPMat predictors on the CPU: bf16, int8 or onnx towers"
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision)
     parser.add_argument("--setting", choices=("auto", "keyword", "expression"), default="auto")
     parser.add_argument("--refine", action="store_true", help="re-matte the edges in closed form")
     parser.add_argument("--cutout", action="store_true", help="also an RGBA cutout (raw colours)")
@@ -335,6 +326,7 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Job]:
+    """The jobs of ``--input`` with ``--text``, or of ``--pairs``; a usage error otherwise."""
     try:
         if args.input:
             if not args.text:
@@ -363,6 +355,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the command line; returns the exit status (1 when a pair failed)."""
     parser = _parser(prog)
     args = parser.parse_args(argv)
     jobs = _jobs(parser, args)
@@ -372,8 +365,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         predictor = _load(parser, args, device)
         start = time.perf_counter()
         options = {"setting": args.setting, **({"refine": True} if args.refine else {})}
-        rows = run_batch(predictor, jobs, args.out, shard=(ranks.rank, ranks.world),
-                         cutout=args.cutout, progress=not args.no_progress, **options)  # fmt: skip
+        shard, show = (ranks.rank, ranks.world), not args.no_progress
+        rows = run_batch(
+            predictor, jobs, args.out, shard=shard, cutout=args.cutout, progress=show, **options
+        )
         rows = gather_rows(rows, ranks.world)
         failed = 0
         if rows is not None:

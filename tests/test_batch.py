@@ -112,21 +112,30 @@ def test_pairs_files_in_every_form(tmp_path):
     (tmp_path / "e.json").write_text(json.dumps([{"image": "x.png"}]))
     (tmp_path / "f.txt").write_text("x")
     (tmp_path / "g.csv").write_text("image,text\n")
-    for name, message in [("e.json", "needs 'image' and 'text'"), ("f.txt", ".csv or .json"),
-                          ("g.csv", "no pairs")]:  # fmt: skip
+    cases = [
+        ("e.json", "needs 'image' and 'text'"),
+        ("f.txt", ".csv or .json"),
+        ("g.csv", "no pairs"),
+    ]
+    for name, message in cases:
         with pytest.raises(ValueError, match=message):
             batch.read_pairs(tmp_path / name)
 
 
 def test_pairs_run_encodes_each_photo_once_and_names_outputs_apart(tmp_path, predictor):
-    (path, keyword), = _photos(tmp_path, 1)  # fmt: skip
+    [(path, keyword)] = _photos(tmp_path, 1)
     (tmp_path / "other").mkdir()
     photo = Image.open(path)
     photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "other" / "scene0.png")
     photo.save(tmp_path / "scene0.jpg")  # same stem as scene0.png
-    pairs = [(str(path), keyword), (str(path), "The red star!"), (str(path), "the red star"),
-             (str(tmp_path / "scene0.jpg"), keyword), (str(tmp_path / "other/scene0.png"), keyword),
-             (str(tmp_path / "missing.png"), keyword)]  # fmt: skip
+    pairs = [
+        (str(path), keyword),
+        (str(path), "The red star!"),
+        (str(path), "the red star"),
+        (str(tmp_path / "scene0.jpg"), keyword),
+        (str(tmp_path / "other/scene0.png"), keyword),
+        (str(tmp_path / "missing.png"), keyword),
+    ]
     jobs = batch.group_jobs(pairs, tmp_path)
     assert [j.key for j in jobs] == ["scene0.png", "scene0.jpg", "other/scene0", "missing"]
     predictor.clear_cache()
@@ -159,8 +168,8 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, pairs: str, out: str) -> None:
     """One rank as torchrun starts it; every file it writes is logged to OUT/../written.RANK."""
     torch.set_num_threads(1)
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})  # fmt: skip
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank))
     write = batch.write_png
     log = Path(out).parent / f"written.{rank}"
 

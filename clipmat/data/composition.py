@@ -188,6 +188,7 @@ def fit_background(
 
 
 def _resize_fg(fg: Foreground, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground scaled by ``scale``: float32 rgb in [0, 255] and alpha in [0, 1]."""
     h, w = fg.alpha.shape
     nh, nw = max(2, round(h * scale)), max(2, round(w * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
@@ -276,6 +277,75 @@ def _depth_layout(
     return [(b_rgb, b_a, bx, by), (f_rgb, f_a, best[0], best[1])]
 
 
+def _check_inputs(n: int, relation: str, background: np.ndarray) -> None:
+    """Refuse a relation with the wrong number of foregrounds, or a background not in uint8."""
+    if relation == SINGLE:
+        if n != 1:
+            raise ValueError(f"relation 'single' takes 1 foreground, got {n}")
+    elif relation in RELATIONS:
+        if n not in (2, 3):
+            raise ValueError(f"relation {relation!r} takes 2 or 3 foregrounds, got {n}")
+    else:
+        raise ValueError(f"unknown relation {relation!r}; expected one of {RELATIONS + (SINGLE,)}")
+    if background.dtype != np.uint8:
+        raise ValueError(f"background must be uint8, got {background.dtype}")
+
+
+def _single_layout(
+    fg: Foreground, canvas_hw: tuple[int, int], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """One entity at a random size (half to 0.85 of the canvas side) and position."""
+    scale = rng.uniform(0.5, 0.85) * min(canvas_hw) / max(fg.alpha.shape)
+    rgb, alpha = _resize_fg(fg, scale)
+    x0 = int(rng.integers(0, max(1, canvas_hw[1] - alpha.shape[1] + 1)))
+    y0 = int(rng.integers(0, max(1, canvas_hw[0] - alpha.shape[0] + 1)))
+    return [(rgb, alpha, x0, y0)]
+
+
+def _layout(
+    foregrounds: Sequence[Foreground],
+    relation: str,
+    canvas_hw: tuple[int, int],
+    rng: np.random.Generator,
+) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """Resized (rgb, alpha) and top-left (x0, y0) of each foreground, in input order."""
+    if relation == "left/right":
+        return _slot_layout(foregrounds, canvas_hw, axis=1, rng=rng)
+    if relation == "top/bottom":
+        return _slot_layout(foregrounds, canvas_hw, axis=0, rng=rng)
+    if relation == "front/behind":
+        return _depth_layout(foregrounds, canvas_hw, rng)
+    return _single_layout(foregrounds[0], canvas_hw, rng)
+
+
+def _scene_entity(
+    fg: Foreground,
+    layer: tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]],
+    alpha: np.ndarray,
+    depth: int,
+    rng: np.random.Generator,
+    colour_namer: Any,
+) -> SceneEntity:
+    """The annotated entity of a placed foreground: its layer, visible alpha and attributes
+    ("colour" named from the pixels unless the source gives one, "salient", "transparent")."""
+    attrs = dict(fg.attributes)
+    if "colour" not in attrs and colour_namer is not None:
+        attrs["colour"] = colour_namer(fg.rgb, fg.alpha, rng)
+    attrs.setdefault("salient", True)
+    attrs.setdefault("transparent", is_transparent(fg.alpha))
+    rgb, layer_alpha, box = layer
+    return SceneEntity(
+        category=fg.category,
+        name=fg.name,
+        alpha=alpha,
+        layer_alpha=layer_alpha,
+        layer_rgb=rgb,
+        box=box,
+        depth=depth,
+        attributes=attrs,
+    )
+
+
 def compose_scene(
     foregrounds: Sequence[Foreground],
     background: np.ndarray,
@@ -301,55 +371,18 @@ def compose_scene(
         The Scene, entities in input order, with per-entity ground-truth alpha.
     """
     n = len(foregrounds)
-    if relation == SINGLE:
-        if n != 1:
-            raise ValueError(f"relation 'single' takes 1 foreground, got {n}")
-    elif relation in RELATIONS:
-        if n not in (2, 3):
-            raise ValueError(f"relation {relation!r} takes 2 or 3 foregrounds, got {n}")
-    else:
-        raise ValueError(f"unknown relation {relation!r}; expected one of {RELATIONS + (SINGLE,)}")
-    if background.dtype != np.uint8:
-        raise ValueError(f"background must be uint8, got {background.dtype}")
+    _check_inputs(n, relation, background)
     canvas_hw = canvas_hw or tuple(background.shape[:2])
     bg = fit_background(background, canvas_hw, rng)
-    if relation == "left/right":
-        placed = _slot_layout(foregrounds, canvas_hw, axis=1, rng=rng)
-    elif relation == "top/bottom":
-        placed = _slot_layout(foregrounds, canvas_hw, axis=0, rng=rng)
-    elif relation == "front/behind":
-        placed = _depth_layout(foregrounds, canvas_hw, rng)
-    else:
-        fg = foregrounds[0]
-        scale = rng.uniform(0.5, 0.85) * min(canvas_hw) / max(fg.alpha.shape)
-        rgb, alpha = _resize_fg(fg, scale)
-        x0 = int(rng.integers(0, max(1, canvas_hw[1] - alpha.shape[1] + 1)))
-        y0 = int(rng.integers(0, max(1, canvas_hw[0] - alpha.shape[0] + 1)))
-        placed = [(rgb, alpha, x0, y0)]
+    placed = _layout(foregrounds, relation, canvas_hw, rng)
     # drawing order: front/behind is back first; slot relations in a random depth order
     order = list(range(n)) if relation == "front/behind" else list(rng.permutation(n))
     layers = [_paste(*placed[i], canvas_hw=canvas_hw) for i in range(n)]
     visible = occluded_alphas([layers[i][1] for i in order])
     gt = {idx: vis for idx, vis in zip(order, visible, strict=True)}
     image = composite_layers(bg, [(layers[i][0], layers[i][1]) for i in order])
-    entities = []
-    for i, fg in enumerate(foregrounds):
-        attrs = dict(fg.attributes)
-        if "colour" not in attrs and colour_namer is not None:
-            attrs["colour"] = colour_namer(fg.rgb, fg.alpha, rng)
-        attrs.setdefault("salient", True)
-        attrs.setdefault("transparent", is_transparent(fg.alpha))
-        rgb_l, a_l, box = layers[i]
-        entities.append(
-            SceneEntity(
-                category=fg.category,
-                name=fg.name,
-                alpha=gt[i],
-                layer_alpha=a_l,
-                layer_rgb=rgb_l,
-                box=box,
-                depth=order.index(i),
-                attributes=attrs,
-            )
-        )
+    entities = [
+        _scene_entity(fg, layers[i], gt[i], order.index(i), rng, colour_namer)
+        for i, fg in enumerate(foregrounds)
+    ]
     return Scene(image=image, background=bg, entities=entities, relation=relation)

@@ -109,10 +109,11 @@ def load_background_pool(
     if not root.is_dir():
         raise FileNotFoundError(f"background folder {root} does not exist")
     paths = [
-        p for p in sorted(root.rglob("*"))
+        p
+        for p in sorted(root.rglob("*"))
         if p.suffix.lower() in BG_EXTS
         and in_split(p.relative_to(root).as_posix(), split, holdout_fraction)
-    ]  # fmt: skip
+    ]
     if not paths:
         raise FileNotFoundError(f"no .jpg/.jpeg/.png backgrounds for split {split!r} in {root}")
     return paths

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> Path:
         help="folders: fraction of files (by path hash) kept for test; 0 uses all",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = p.parse_args(argv)  # fmt: skip
+    args = p.parse_args(argv)
     if args.images < 1:
         p.error("--images must be at least 1")
     if args.mini_world:

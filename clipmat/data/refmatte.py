@@ -164,9 +164,10 @@ def load_records(root: str | Path, split: str, check_files: bool = True) -> list
         if check_files and not image.is_file():
             raise FileNotFoundError(f"mask {mask} has no image: expected {image} ({LAYOUT_HELP})")
         records.append(
-            EntityRecord(mask_stem, image_name, image, mask, keyword, expressions,
-                         evals.get(image_name))
-        )  # fmt: skip
+            EntityRecord(
+                mask_stem, image_name, image, mask, keyword, expressions, evals.get(image_name)
+            )
+        )
     if check_files:
         for mask in sorted(mask_dir.glob("*.png")):
             if _find_image(img_dir, mask.stem.rsplit("_", 1)[0]) is None and mask.stem not in data:

@@ -85,7 +85,7 @@ def make_sample(
         if not 0 <= idx < len(e.expressions):
             raise ValueError(f"expression index must be in [0, {len(e.expressions)}), got {idx}")
         text = e.expressions[idx]
+    entity = f"{scene.image_name}_{k}"
     return build_sample(
-        scene.image, e.alpha, e.keyword, e.expressions, setting, text, scene.image_name,
-        f"{scene.image_name}_{k}",
-    )  # fmt: skip
+        scene.image, e.alpha, e.keyword, e.expressions, setting, text, scene.image_name, entity
+    )

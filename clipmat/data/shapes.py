@@ -220,11 +220,23 @@ def _bag(s: int, rng: np.random.Generator) -> np.ndarray:
 
 
 RENDERERS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
-    "star": _star, "heart": _heart, "ring": _ring, "cross": _cross, "crescent": _crescent,
-    "triangle": _triangle, "ball": _ball, "cloud": _cloud, "furball": _furball,
-    "dandelion": _dandelion, "smoke": _smoke, "bubble": _bubble, "net": _net, "leaf": _leaf,
-    "flower": _flower, "bag": _bag,
-}  # fmt: skip
+    "star": _star,
+    "heart": _heart,
+    "ring": _ring,
+    "cross": _cross,
+    "crescent": _crescent,
+    "triangle": _triangle,
+    "ball": _ball,
+    "cloud": _cloud,
+    "furball": _furball,
+    "dandelion": _dandelion,
+    "smoke": _smoke,
+    "bubble": _bubble,
+    "net": _net,
+    "leaf": _leaf,
+    "flower": _flower,
+    "bag": _bag,
+}
 
 
 def texture(name: str, s: int, rng: np.random.Generator) -> np.ndarray:

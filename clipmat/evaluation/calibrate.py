@@ -46,8 +46,17 @@ DOMAIN_NOTE = (
     "use zeroshot-vitb16, or draw a box around the object (no model needed)"
 )
 # Pictures the fits never see: scikit-image's colour photos and Gradio's bundled images.
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina",
-                  "hubble_deep_field", "cat", "colorwheel")  # fmt: skip
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "retina",
+    "hubble_deep_field",
+    "cat",
+    "colorwheel",
+)
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

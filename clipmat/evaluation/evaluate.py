@@ -188,9 +188,15 @@ def _fast_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """SAD, MSE, MAD, IoU and the grounding hit; Grad and Conn NaN."""
     p = np.clip(pred.astype(np.float64), 0, 1)
     g = gt.astype(np.float64)
-    return {"sad": metrics.sad(p, g), "mse": metrics.mse(p, g), "mad": metrics.mad(p, g),
-            "grad": float("nan"), "conn": float("nan"), "iou": metrics.iou(p, g),
-            "grounding_hit": float(metrics.grounding_hit(p, g))}  # fmt: skip
+    return {
+        "sad": metrics.sad(p, g),
+        "mse": metrics.mse(p, g),
+        "mad": metrics.mad(p, g),
+        "grad": float("nan"),
+        "conn": float("nan"),
+        "iou": metrics.iou(p, g),
+        "grounding_hit": float(metrics.grounding_hit(p, g)),
+    }
 
 
 def _means(rows: list[dict]) -> dict:

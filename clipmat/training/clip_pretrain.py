@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,89 @@ def keyword_accuracy(clip: torch.nn.Module, world: MiniWorld, n: int = 320) -> f
     return hits / n
 
 
+def _optimizer(clip: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over the towers; no weight decay on biases, norms and embeddings."""
+    decay = [p for n, p in clip.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    other = [p for n, p in clip.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": other, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _lr_factor(step: int, warmup: int, steps: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine down to 0 at ``steps`` (step counts
+    from 1)."""
+    if step < warmup:
+        return step / warmup
+    return 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+def _contrastive_step(
+    clip: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_fn: ClipLoss,
+    images: torch.Tensor,
+    text: torch.Tensor,
+) -> float:
+    """One update on a batch of pairs: CLIP loss, backward, clip the gradients at 1, step, and
+    keep the logit scale within [1, 100]. Returns the loss."""
+    img_f, txt_f, scale = clip(_normalise(images), text)
+    loss = loss_fn(img_f, txt_f, scale)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(clip.parameters(), 1.0)
+    opt.step()
+    with torch.no_grad():
+        clip.logit_scale.clamp_(0, math.log(100))
+    return float(loss.detach())
+
+
+@dataclass
+class _Progress:
+    """The losses since the last progress line, and the means of the first and last lines.
+
+    Lines read ``step N loss L minutes M``; they are printed, and appended to ``log`` when given.
+    """
+
+    log: Path | None
+    t0: float = field(default_factory=time.monotonic)
+    losses: list[float] = field(default_factory=list)
+    first: float = float("nan")
+    last: float = float("nan")
+
+    def seconds(self) -> float:
+        """Wall time since the start."""
+        return time.monotonic() - self.t0
+
+    def report(self, step: int) -> None:
+        """Close the window of losses: keep its mean and write its line."""
+        mean_loss = float(np.mean(self.losses))
+        self.first = mean_loss if math.isnan(self.first) else self.first
+        self.last, self.losses = mean_loss, []
+        line = f"step {step} loss {mean_loss:.4f} minutes {self.seconds() / 60:.2f}"
+        print(line, flush=True)
+        if self.log is not None:
+            with Path(self.log).open("a") as fh:
+                fh.write(line + "\n")
+
+
+def _save_clip(
+    clip: torch.nn.Module, cfg: CLIPMatConfig, out: str | Path, step: int, accuracy: float
+) -> Path:
+    """Write the towers to ``out`` with the metadata :func:`clipmat.load_clip_pretrained` reads."""
+    meta = {
+        "format": "open_clip",
+        "arch": cfg.name,
+        "clip": json.dumps(cfg.clip.__dict__),
+        "steps": str(step),
+        "data": "mini-world train split",
+        "keyword_accuracy": f"{accuracy:.4f}",
+    }
+    return hub.save_state_dict(clip.state_dict(), out, metadata=meta)
+
+
 def pretrain_clip(
     model_config: str | CLIPMatConfig,
     out: str | Path,
@@ -133,54 +217,28 @@ def pretrain_clip(
     if init is not None:
         clip.load_state_dict(hub.load_state_dict(init)[0])
     context = int(cfg.clip.text.get("context_length", 77))
-    decay = [p for n, p in clip.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    other = [p for n, p in clip.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.98), eps=1e-6,
-    )  # fmt: skip
+    opt = _optimizer(clip, lr, weight_decay)
     loss_fn = ClipLoss()
     world = MiniWorld("train", size, world_seed)
-    t0 = time.monotonic()
-    losses: list[float] = []
-    first = last = float("nan")
+    progress = _Progress(log)
     step = 0
     for step in range(1, steps + 1):
-        f = step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * step / steps))
         for g in opt.param_groups:
-            g["lr"] = lr * f
+            g["lr"] = lr * _lr_factor(step, warmup, steps)
         images, captions = caption_batch(world, step, batch_size, scene_prob, seed, keyword_prob)
         text = open_clip.tokenize(captions, context_length=context)
-        img_f, txt_f, scale = clip(_normalise(images), text)
-        loss = loss_fn(img_f, txt_f, scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(clip.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            clip.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(loss.detach()))
+        progress.losses.append(_contrastive_step(clip, opt, loss_fn, images, text))
         if step % log_every == 0 or step == steps:
-            mean_loss = float(np.mean(losses))
-            first = mean_loss if math.isnan(first) else first
-            last, losses = mean_loss, []
-            line = f"step {step} loss {mean_loss:.4f} minutes {(time.monotonic() - t0) / 60:.2f}"
-            print(line, flush=True)
-            if log is not None:
-                with Path(log).open("a") as fh:
-                    fh.write(line + "\n")
-        if max_minutes and time.monotonic() - t0 > max_minutes * 60:
+            progress.report(step)
+        if max_minutes and progress.seconds() > max_minutes * 60:
             break
         if stop_step and step >= stop_step:
             break
     accuracy = keyword_accuracy(clip, MiniWorld("test", size, world_seed))
     print(f"held-out keyword accuracy {accuracy:.3f} (chance {1 / len(world.categories):.3f})")
-    meta = {"format": "open_clip", "arch": cfg.name, "clip": json.dumps(cfg.clip.__dict__),
-            "steps": str(step), "data": "mini-world train split",
-            "keyword_accuracy": f"{accuracy:.4f}"}  # fmt: skip
-    path = hub.save_state_dict(clip.state_dict(), out, metadata=meta)
-    return {"step": step, "first_loss": first, "last_loss": last, "path": str(path),
-            "keyword_accuracy": accuracy}  # fmt: skip
+    path = _save_clip(clip, cfg, out, step, accuracy)
+    losses = {"first_loss": progress.first, "last_loss": progress.last}
+    return {"step": step, **losses, "path": str(path), "keyword_accuracy": accuracy}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,10 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     summary = pretrain_clip(
-        args.model, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, scene_prob=args.scene_prob, keyword_prob=args.keyword_prob,
-        init=args.init, max_minutes=args.max_minutes, stop_step=args.stop_step,
-    )  # fmt: skip
+        args.model,
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        scene_prob=args.scene_prob,
+        keyword_prob=args.keyword_prob,
+        init=args.init,
+        max_minutes=args.max_minutes,
+        stop_step=args.stop_step,
+    )
     print(json.dumps(summary))
     return 0
 

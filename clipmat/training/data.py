@@ -60,10 +60,10 @@ class RecordSampler:
             text = rec.keyword
         else:
             text = rec.expressions[int(rng.integers(len(rec.expressions)))]
+        image, alpha = load_image(rec.image_path), load_alpha(rec.mask_path)
         return build_sample(
-            load_image(rec.image_path), load_alpha(rec.mask_path), rec.keyword, rec.expressions,
-            setting, text, rec.image_name, rec.entity,
-        )  # fmt: skip
+            image, alpha, rec.keyword, rec.expressions, setting, text, rec.image_name, rec.entity
+        )
 
 
 def _resize_square(image: np.ndarray, alpha: np.ndarray, size: int, rng: np.random.Generator):
@@ -88,8 +88,8 @@ def augment(sample: dict, size: int, flip: bool, rng: np.random.Generator) -> di
         image, alpha = image[:, ::-1], alpha[:, ::-1]
         if sample["setting"] == "expression":
             text = swap_left_right(text)
-    return {**sample, "image": np.ascontiguousarray(image), "alpha": np.ascontiguousarray(alpha),
-            "text": text}  # fmt: skip
+    image, alpha = np.ascontiguousarray(image), np.ascontiguousarray(alpha)
+    return {**sample, "image": image, "alpha": alpha, "text": text}
 
 
 def collate(samples: list[dict], rng: np.random.Generator, shuffle_text: bool = False) -> dict:

@@ -14,9 +14,13 @@ SCRIPT = str(ROOT / "bench" / "miniworld.py")
 def _bench(*args: str) -> subprocess.CompletedProcess:
     """bench/miniworld.py with ``args``, one thread, offline."""
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [sys.executable, SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
         env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
 
 
 def test_bench_smoke(tmp_path):
@@ -50,17 +54,17 @@ def test_bench_zeroshot_only_trains_nothing(tmp_path):
     out = tmp_path / "bench.json"
     proc = _bench("--smoke", "--zeroshot-only", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert list(json.loads(out.read_text())) == [
-        "zero-shot (coarse map)", "zero-shot", "zero-shot, shuffled"
-    ]  # fmt: skip
+    zeroshot = ["zero-shot (coarse map)", "zero-shot", "zero-shot, shuffled"]
+    assert list(json.loads(out.read_text())) == zeroshot
     bad = _bench("--zeroshot-only", "--rows", "full")
     assert bad.returncode == 2 and "--zeroshot-only" in bad.stderr
 
 
 def test_bench_seeds_average_runs(tmp_path):
     out = tmp_path / "bench.json"
-    proc = _bench("--smoke", "--seeds", "2", "--rows", "full", "popup", "--no-zeroshot",
-                  "--json", str(out))  # fmt: skip
+    proc = _bench(
+        "--smoke", "--seeds", "2", "--rows", "full", "popup", "--no-zeroshot", "--json", str(out)
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert list(rows) == ["full", "full + refiner", "-popup"]
@@ -77,8 +81,9 @@ def test_bench_seeds_average_runs(tmp_path):
 
     # a third seed, trained apart, then pooled with the first two
     third = tmp_path / "third.json"
-    proc = _bench("--smoke", "--first-seed", "2", "--rows", "popup", "--no-zeroshot",
-                  "--json", str(third))  # fmt: skip
+    proc = _bench(
+        "--smoke", "--first-seed", "2", "--rows", "popup", "--no-zeroshot", "--json", str(third)
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     merged = tmp_path / "merged.json"
     proc = _bench("--merge", str(out), str(third), "--json", str(merged))

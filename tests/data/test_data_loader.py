@@ -42,8 +42,8 @@ def _released(tmp_path, label_inside_split=False):
 
 
 def test_loader_reads_generator_output(tmp_path):
-    generate_main(["--mini-world", "--split", "test", "--images", "4", "--seed", "3",
-                   "--out", str(tmp_path), "--size", "64", "--no-progress"])  # fmt: skip
+    args = "--mini-world --split test --images 4 --seed 3 --size 64 --no-progress".split()
+    generate_main([*args, "--out", str(tmp_path)])
     assert len(list((tmp_path / "test" / "img").glob("*.jpg"))) == 4
     labels = json.loads((tmp_path / "refmatte_test_label.json").read_text())
     assert all(set(v) >= {"image_name", "keyword", "expressions"} for v in labels.values())
@@ -69,8 +69,12 @@ def test_released_layout_loads(tmp_path, inside):
     root = _released(tmp_path, label_inside_split=inside)
     data = RefMatte(root, "train", setting="keyword")
     keywords = {rec.entity: rec.keyword for rec in data.records}
-    assert keywords == {"a1_0": "the gray cat", "a1_1": "dog", "b2_0": "teddy bear",
-                        "b2_1": "the lady in white"}  # fmt: skip
+    assert keywords == {
+        "a1_0": "the gray cat",
+        "a1_1": "dog",
+        "b2_0": "teddy bear",
+        "b2_1": "the lady in white",
+    }
     s = data[0]
     assert s["image"].shape == (24, 32, 3) and s["alpha"].shape == (24, 32)
     assert s["alpha"].max() == pytest.approx(100 / 255)
@@ -144,10 +148,11 @@ def _foreground_folder(tmp_path):
             rgba[5:45, 5:8, 3] = rng.integers(0, 255, (40, 3))  # a soft edge
             (fg / cat).mkdir(parents=True, exist_ok=True)
             Image.fromarray(rgba, "RGBA").save(fg / cat / f"{j}.png")
-    (fg / "labels.json").write_text(json.dumps({
+    labels = {
         "categories": {"teddy bear": {"synonyms": ["teddy"]}},
         "foregrounds": {"dog/0.png": {"salient": False}},
-    }))  # fmt: skip
+    }
+    (fg / "labels.json").write_text(json.dumps(labels))
     bg = tmp_path / "bg"
     bg.mkdir()
     Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(bg / "x.jpg")
@@ -158,9 +163,9 @@ def test_foreground_folder_command_line(tmp_path):
     fg, bg = _foreground_folder(tmp_path)
 
     def run(out):
-        generate_main(["--foregrounds", str(fg), "--backgrounds", str(bg), "--split", "train",
-                       "--images", "3", "--seed", "1", "--out", str(out),
-                       "--holdout-fraction", "0", "--no-progress"])  # fmt: skip
+        args = ["--foregrounds", str(fg), "--backgrounds", str(bg), "--out", str(out)]
+        args += "--split train --images 3 --seed 1 --holdout-fraction 0 --no-progress".split()
+        generate_main(args)
         return json.loads((out / "refmatte_train_label.json").read_text())
 
     first = run(tmp_path / "out")

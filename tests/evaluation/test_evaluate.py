@@ -67,8 +67,11 @@ def test_shuffle_moves_texts_not_truths(tmp_path, rng):
     shuffled = shuffle_texts(items, np.random.default_rng(0))
     assert sorted(t for _, p in shuffled for t, _ in p) == sorted(t for _, p in items for t, _ in p)
     assert [t for _, p in shuffled for t, _ in p] != [t for _, p in items for t, _ in p]
-    assert all(np.array_equal(a, b) for (_, p), (_, q) in zip(items, shuffled)
-               for (_, a), (_, b) in zip(p, q))  # fmt: skip
+    assert all(
+        np.array_equal(a, b)
+        for (_, p), (_, q) in zip(items, shuffled)
+        for (_, a), (_, b) in zip(p, q)
+    )
 
 
 def test_miniworld_items_settings():
@@ -83,17 +86,17 @@ def test_cli_writes_table_and_json(tmp_path, rng, capsys):
     ckpt = clipmat.save_model(clipmat.create_model("clipmat-mini"), tmp_path / "m.safetensors")
     _write_folder(tmp_path / "data", rng)
     out = tmp_path / "out.json"
-    args = ["--predictor", str(ckpt), "--data", str(tmp_path / "data"), "--split", "test",
-            "--setting", "keyword", "--json", str(out), "--device", "cpu"]  # fmt: skip
-    assert main(args) == 0
+    common = ["--predictor", str(ckpt), "--device", "cpu"]
+    folder = ["--data", str(tmp_path / "data"), "--split", "test", "--setting", "keyword"]
+    assert main([*common, *folder, "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert "| keyword | 3 |" in table and "grounding" in table
     result = json.loads(out.read_text())
     assert KEYS <= set(result) and result["n"] == 3
     assert 0.0 <= result["grounding_accuracy"] <= 1.0 and result["mad"] > 0
     out2 = tmp_path / "mw.json"
-    main(["--predictor", str(ckpt), "--mini-world", "--images", "2", "--size", "48",
-          "--setting", "expression", "--json", str(out2), "--device", "cpu"])  # fmt: skip
+    mini_world = ["--mini-world", "--images", "2", "--size", "48", "--setting", "expression"]
+    main([*common, *mini_world, "--json", str(out2)])
     assert json.loads(out2.read_text())["n"] >= 8
 
 
@@ -142,8 +145,10 @@ def test_selection_accuracy_separates_grounding_from_edges(tmp_path, rng):
     assert right["grounding_accuracy"] == 0.0 and right["selection_accuracy"] == 1.0
     swapped = evaluate(lambda img, texts: [second, first], items)
     assert swapped["selection_accuracy"] == 0.0 and swapped["grounding_accuracy"] == 0.0
-    single = evaluate(lambda img, texts: [gt for _, gt in pairs][: len(texts)],
-                      list(folder_items(tmp_path, "test", "keyword"))[:1])  # fmt: skip
+    single = evaluate(
+        lambda img, texts: [gt for _, gt in pairs][: len(texts)],
+        list(folder_items(tmp_path, "test", "keyword"))[:1],
+    )
     assert np.isnan(single["selection_accuracy"])
 
 
@@ -154,8 +159,9 @@ def test_per_text_groups_samples_by_keyword(tmp_path, rng):
     truth = {(id(img), t): a for img, pairs in items for t, a in pairs}
 
     def predict(img, texts):
-        return [truth[id(img), t] if t == "thing0" else np.zeros((40, 60), np.float32)
-                for t in texts]  # fmt: skip
+        return [
+            truth[id(img), t] if t == "thing0" else np.zeros((40, 60), np.float32) for t in texts
+        ]
 
     result = evaluate(predict, items, per_text=True)
     assert result["grounding_accuracy"] == pytest.approx(2 / 3)

@@ -40,9 +40,8 @@ def _worker(rank: int, world: int, ports: list[int], out_dir: str) -> None:
     """One rank as torchrun starts it: its environment, one thread; main() joins the group."""
     torch.set_num_threads(1)
     for (name, args), port in zip(RUNS.items(), ports, strict=True):
-        os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                           "RANK": str(rank), "WORLD_SIZE": str(world),
-                           "LOCAL_RANK": str(rank)})  # fmt: skip
+        env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+        os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank))
         printed = _run(args, out_dir, name)
         with open(os.path.join(out_dir, f"{name}.rank{rank}.txt"), "w") as f:
             f.write(printed)

@@ -36,8 +36,9 @@ def test_caption_batch_mixes_scenes_entities_and_keywords():
 def test_short_pretraining_lowers_the_loss_and_saves_a_loadable_clip(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "clip.safetensors"
-    summary = pretrain_clip(small_config(), out, steps=60, batch_size=16, lr=1e-3, warmup=5,
-                            log_every=10)  # fmt: skip
+    summary = pretrain_clip(
+        small_config(), out, steps=60, batch_size=16, lr=1e-3, warmup=5, log_every=10
+    )
     assert summary["step"] == 60 and out.is_file()
     assert summary["last_loss"] < summary["first_loss"] - 0.2, summary  # measured: 3.11 -> 2.75
     backbone, _ = load_clip_backbone(out)

@@ -88,8 +88,9 @@ def test_short_run_learns_and_beats_untrained(tmp_path):
     assert summary["step"] == 40
     assert summary["last_loss"] < 0.8 * summary["first_loss"]
     items = list(miniworld_items("keyword", images=8, size=SIZE, seed=0))
-    before = evaluate(predictor_fn(CLIPMatPredictor(untrained, device="cpu"), "keyword"), items,
-                      fast=True)  # fmt: skip
+    before = evaluate(
+        predictor_fn(CLIPMatPredictor(untrained, device="cpu"), "keyword"), items, fast=True
+    )
     trained = CLIPMatPredictor(load_model(summary["checkpoint"]), device="cpu")
     after = evaluate(predictor_fn(trained, "keyword"), items, fast=True)
     assert after["mad"] < 0.6 * before["mad"]
@@ -101,8 +102,8 @@ def test_short_run_learns_and_beats_untrained(tmp_path):
 
 def test_resume_continues_from_saved_step(tmp_path, capsys):
     out = tmp_path / "run"
-    args = [f"image_size={SIZE}", "batch_size=4", "warmup_steps=1", f"out_dir={out}",
-            "log_every=1", "progress=false", "threads=1"]  # fmt: skip
+    args = [f"image_size={SIZE}", f"out_dir={out}"]
+    args += "batch_size=4 warmup_steps=1 log_every=1 progress=false threads=1".split()
     assert train_main([*args, "steps=3"]) == 0
     assert checkpoint_step(out / "last.safetensors") == 3
     first = load_model(out / "last.safetensors").state_dict()
@@ -122,14 +123,14 @@ def test_init_from_a_model_without_a_new_module(tmp_path):
     """Fine-tuning may add the full-resolution level to a trained model: the new modules are
     named in a warning; a checkpoint with modules the config lacks is refused."""
     without, with_level = {"details_full_res": 0}, {"details_full_res": 4}
-    plain = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "plain"),
-                       model_overrides=without))["checkpoint"]  # fmt: skip
+    plain_cfg = _cfg(tmp_path, steps=1, out_dir=str(tmp_path / "plain"), model_overrides=without)
+    plain = train(plain_cfg)["checkpoint"]
     with pytest.warns(UserWarning, match="details.full_res.convs.0.0.*head0"):
         model = build_model(_cfg(tmp_path, init=plain, model_overrides=with_level))
     source = load_model(plain).state_dict()
     assert torch.equal(model.state_dict()["prompt.context"], source["prompt.context"])
-    big = train(_cfg(tmp_path, steps=1, out_dir=str(tmp_path / "big"),
-                     model_overrides=with_level))["checkpoint"]  # fmt: skip
+    big_cfg = _cfg(tmp_path, steps=1, out_dir=str(tmp_path / "big"), model_overrides=with_level)
+    big = train(big_cfg)["checkpoint"]
     with pytest.raises(ValueError, match="no place for"):
         build_model(_cfg(tmp_path, init=big, model_overrides=without))
 
@@ -155,8 +156,9 @@ def test_export_writes_half_weights_with_licence(tmp_path):
     model = load_model(path)
     assert model.cfg.fusion == "argmax" and model.prompt.context.dtype == torch.float32
     with pytest.raises(ValueError, match="fusion"):
-        export_weights(summary["checkpoint"], tmp_path / "x.safetensors", licence="", command="",
-                       fusion="max")  # fmt: skip
+        export_weights(
+            summary["checkpoint"], tmp_path / "x.safetensors", licence="", command="", fusion="max"
+        )
 
 
 def test_stop_step_keeps_the_schedule(tmp_path):

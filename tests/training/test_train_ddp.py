@@ -19,8 +19,8 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, result_dir: str) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})  # fmt: skip
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank))
     import torch.distributed as dist
 
     from clipmat.training.loop import train
@@ -32,9 +32,17 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, result_dir: str) -
 
 
 def test_two_process_gloo_run(tmp_path):
-    cfg = TrainConfig(image_size=32, batch_size=2, steps=3, warmup_steps=1, log_every=1,
-                      out_dir=str(tmp_path / "run"), progress=False, threads=1,
-                      device="cpu")  # fmt: skip
+    cfg = TrainConfig(
+        image_size=32,
+        batch_size=2,
+        steps=3,
+        warmup_steps=1,
+        log_every=1,
+        out_dir=str(tmp_path / "run"),
+        progress=False,
+        threads=1,
+        device="cpu",
+    )
     mp.spawn(_worker, args=(2, _free_port(), cfg.to_dict(), str(tmp_path)), nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["step"] for r in results] == [3, 3]
