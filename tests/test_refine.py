@@ -3,7 +3,6 @@
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from clipmat import refine
 
@@ -163,11 +162,8 @@ def test_working_size():
         refine.working_size(10, 10, 0)
 
 
-def test_clipmat_predictor_refine_option():
-    import clipmat
-
-    torch.manual_seed(0)
-    predictor = clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), device="cpu")
+def test_clipmat_predictor_refine_option(tiny_predictor):
+    predictor = tiny_predictor
     photo = np.random.default_rng(1).integers(0, 256, (75, 101, 3), dtype=np.uint8)
     plain = predictor.predict(photo, "the red star")
     refined = predictor.predict(photo, "the red star", refine=True)

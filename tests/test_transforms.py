@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-import clipmat
 from clipmat.transforms import MIN_PATCHES, model_input_size
 
 EXTREME = [(90, 1500), (1500, 90), (1, 1), (1, 4000), (4000, 1), (3, 7)]
@@ -48,12 +46,6 @@ def test_bad_parameters_are_refused():
         model_input_size(10, 10, short_side=128, multiple=8, max_long_side=8)
 
 
-@pytest.fixture(scope="module")
-def tiny_predictor() -> clipmat.CLIPMatPredictor:
-    torch.manual_seed(0)
-    return clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), device="cpu")
-
-
 @pytest.mark.parametrize("size", EXTREME)
 def test_the_tiny_model_mattes_extreme_photos(tiny_predictor, size):
     rng = np.random.default_rng(0)
@@ -63,7 +55,6 @@ def test_the_tiny_model_mattes_extreme_photos(tiny_predictor, size):
 
 
 @pytest.mark.parametrize("size", EXTREME)
-def test_the_bundled_model_mattes_extreme_photos(size):
-    predictor = clipmat.load_predictor("mini-world")
-    r = predictor.predict(np.zeros((*size, 3), np.uint8), "the red star")
+def test_the_bundled_model_mattes_extreme_photos(mini_world, size):
+    r = mini_world.predict(np.zeros((*size, 3), np.uint8), "the red star")
     assert r.alpha.shape == size and r.alpha.dtype == np.float32

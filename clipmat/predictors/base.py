@@ -170,6 +170,18 @@ class Predictor(Generic[F]):
         _finish(results, time.perf_counter() - start)
         return results[0] if isinstance(text, str) else results
 
+    def predict_video(self, frames: Any, text: str, **options: Any) -> Any:
+        """Matte the object ``text`` names through a clip: a generator of one result per frame
+        (alpha (H, W) float32 at the frames' size), the object followed and its matte held
+        steady; frames (an iterable of (H, W, 3) uint8 arrays) are read one at a time.
+
+        The options (``setting``, ``refine``, ``points`` and ``box`` on the first frame,
+        ``follow``, ``steady``) are those of :func:`clipmat.video.predict_video`.
+        """
+        from clipmat.video.stream import predict_video
+
+        return predict_video(self, frames, text, **options)
+
     def _matter(self, image: EncodedImage[F], phrase: str, setting: str) -> corrections.Matter:
         """One phrase's result on ``image`` under some options, for the corrections."""
         return lambda options: self._predict(image, [phrase], [setting], options)[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import random_tiny_predictor
 from PIL import Image
 
 import clipmat.predictors.loading
@@ -26,20 +27,15 @@ from clipmat_app import cli, texts, ui
 from clipmat_app import pool as app_pool
 from clipmat_app.fullsize import upsample_matte
 from clipmat_app.inputs import clean_phrase, load_examples, read_photo
-from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.service import EditSettings, MatteService, apply_edit, overlay
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return create_random_tiny("cpu")
-
-
 @pytest.fixture
-def service(tiny, tmp_path):
-    pool = PredictorPool({RANDOM_TINY: tiny}, device="cpu")
+def service(tiny_predictor, tmp_path):
+    pool = PredictorPool({RANDOM_TINY: tiny_predictor}, device="cpu")
     svc = MatteService(pool, cache_size=2, workdir=tmp_path / "work", max_side=256)
     yield svc
     svc.close()
@@ -120,16 +116,16 @@ def test_overlay_keeps_background_and_tints_object(rng):
     np.testing.assert_array_equal(out[:, :64], photo[:, :64])
 
 
-def test_matte_computed_once_then_edited(service, tiny, rng, monkeypatch):
+def test_matte_computed_once_then_edited(service, tiny_predictor, rng, monkeypatch):
     photo = _photo(rng, 300, 200)
-    encodes = tiny.stats["image_encodes"]
+    encodes = tiny_predictor.stats["image_encodes"]
     first = service.matte(photo, "the thing", RANDOM_TINY)
     assert first.photo.shape == (256, 171, 3) and "scaled" in first.notes[0]
     again = service.matte(photo, "  the thing ", RANDOM_TINY)
     assert again is first and service.stats == {"mattes": 1, "hits": 1}
     other = service.matte(photo, "the other thing", RANDOM_TINY)
-    assert other.result.image_cached and tiny.stats["image_encodes"] == encodes + 1
-    expected = tiny.predict(first.photo, "the thing").alpha
+    assert other.result.image_cached and tiny_predictor.stats["image_encodes"] == encodes + 1
+    expected = tiny_predictor.predict(first.photo, "the thing").alpha
     np.testing.assert_allclose(first.result.alpha, expected, atol=1e-6)
     for name in ("matte.png", "matte16.png", "cutout.png", "overlay.png"):
         assert (first.folder / name).is_file()
@@ -162,7 +158,7 @@ def test_matte_cache_evicts_old_files(service, rng):
     assert service.matte(photo, "thing 1", RANDOM_TINY) is not mattes[1]  # evicted, made anew
 
 
-def test_pool_options(tiny, tmp_path, monkeypatch):
+def test_pool_options(tiny_predictor, tmp_path, monkeypatch):
     pool, name = PredictorPool.from_option(RANDOM_TINY, device="cpu")
     assert name == RANDOM_TINY and pool.get(name).name == RANDOM_TINY
     with pytest.raises(ValueError, match="unknown predictor"):
@@ -172,12 +168,14 @@ def test_pool_options(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="cannot run here"):
         pool.get("clipmat-vitl14")
     ckpt = tmp_path / "my-matting.safetensors"
-    save_model(tiny.model, ckpt)
+    save_model(tiny_predictor.model, ckpt)
     pool, name = PredictorPool.from_option(str(ckpt), device="cpu")
     assert name == "my-matting" and pool.choices()[0].name == "my-matting"
     photo = np.full((64, 64, 3), 90, np.uint8)
     np.testing.assert_allclose(
-        pool.predict(name, photo, "the cat").alpha, tiny.predict(photo, "the cat").alpha, atol=1e-5
+        pool.predict(name, photo, "the cat").alpha,
+        tiny_predictor.predict(photo, "the cat").alpha,
+        atol=1e-5,
     )
 
 
@@ -232,8 +230,10 @@ def test_no_predictor_at_all_still_builds(monkeypatch):
     assert "No predictor can run here" in str(demo.config)
 
 
-def test_active_line_says_how_the_predictor_computes():
-    pool = PredictorPool(extra={RANDOM_TINY: lambda: create_random_tiny(precision="int8")})
+def test_active_line_says_how_the_predictor_computes(tiny_model):
+    pool = PredictorPool(
+        extra={RANDOM_TINY: lambda: random_tiny_predictor(tiny_model, precision="int8")}
+    )
     assert pool.compute(RANDOM_TINY) == ""  # not loaded yet: nothing claimed
     pool.get(RANDOM_TINY)
     assert pool.compute(RANDOM_TINY) == "int8 on the CPU"
@@ -299,7 +299,7 @@ def test_photo_bytes_round_trip(rng):
     assert read_photo(buf.getvalue()).rgb.shape == (96, 128, 3)
 
 
-def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(monkeypatch):
+def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(tiny_predictor, monkeypatch):
     """With a network, auto fetches CLIP for zero-shot; when that fails, it falls back."""
     zeroshot = "zeroshot-vitb16"
     loaded = []
@@ -307,7 +307,7 @@ def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(monkeypatch
     def fake_load(name, **kwargs):
         loaded.append(name)
         if name == zeroshot:
-            return create_random_tiny()  # stands in for the downloaded zero-shot model
+            return tiny_predictor  # stands in for the downloaded zero-shot model
         raise AssertionError(f"unexpected load of {name}")
 
     monkeypatch.setattr(app_pool, "load_predictor", fake_load)
@@ -326,6 +326,6 @@ def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(monkeypatch
     monkeypatch.setattr(
         clipmat.pretrained.remote, "hub_reachable", lambda *a, **k: pytest.fail("probed")
     )
-    monkeypatch.setattr(app_pool, "load_predictor", lambda name, **kwargs: create_random_tiny())
+    monkeypatch.setattr(app_pool, "load_predictor", lambda name, **kwargs: tiny_predictor)
     offline = PredictorPool(allow_download=False)
     assert offline.auto_choice() == (here[0] if here else None)

@@ -19,12 +19,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from gradio_client import Client, handle_file
-from helpers import serve_local
+from helpers import random_tiny_predictor, serve_local
 from PIL import Image
 
 import editing
 from clipmat_app.admission import Admission
-from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.service import MatteService
 from clipmat_app.ui import build_demo
 
@@ -34,10 +34,11 @@ META = {"_type": "gradio.FileData"}
 
 
 class GatedPredictor:
-    """The random tiny predictor, whose calls wait while ``gate`` is closed (a heavy model)."""
+    """``inner`` (the random tiny predictor), whose calls wait while ``gate`` is closed (a
+    heavy model)."""
 
-    def __init__(self) -> None:
-        self.inner = create_random_tiny("cpu")
+    def __init__(self, inner) -> None:
+        self.inner = inner
         self.gate = threading.Event()
         self.gate.set()
 
@@ -47,8 +48,8 @@ class GatedPredictor:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    gated = GatedPredictor()
+def app(tiny_model, tmp_path_factory):
+    gated = GatedPredictor(random_tiny_predictor(tiny_model))
     pool = PredictorPool({RANDOM_TINY: lambda: gated}, device="cpu")
     work = tmp_path_factory.mktemp("load")
     service = MatteService(pool, workdir=work, max_side=512)

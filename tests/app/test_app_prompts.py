@@ -19,7 +19,7 @@ from clipmat_app import fullsize
 from clipmat_app.callbacks import Callbacks
 from clipmat_app.clicks import ClickCallbacks, _position
 from clipmat_app.mattes import Matte
-from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.prompts import (
     BOX_HINT,
     CANDIDATE_HINT,
@@ -58,8 +58,8 @@ def mini(tmp_path_factory):
 
 
 @pytest.fixture
-def tiny_service(tmp_path):
-    pool = PredictorPool({RANDOM_TINY: create_random_tiny("cpu")}, device="cpu")
+def tiny_service(tiny_predictor, tmp_path):
+    pool = PredictorPool({RANDOM_TINY: tiny_predictor}, device="cpu")
     service = MatteService(pool, workdir=tmp_path / "work", max_side=128)
     yield service
     service.close()

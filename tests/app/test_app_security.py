@@ -19,13 +19,13 @@ import gradio as gr
 import httpx
 import numpy as np
 import pytest
-from helpers import serve_local
+from helpers import random_tiny_predictor, serve_local
 from PIL import Image
 
 from clipmat_app.admission import Admission
 from clipmat_app.components import PhotoInput
 from clipmat_app.inputs import NOT_AN_UPLOAD, clean_phrase, read_photo, upload_folders
-from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.prompts import BOX_HINT, CANDIDATE_HINT, MAX_POINTS, POINTS_HINT
 from clipmat_app.service import MatteService
 from clipmat_app.ui import build_demo
@@ -78,8 +78,8 @@ def edit_args(photo: Any, *, background: Any = None, mode: str = "highlight", **
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    pool = PredictorPool({RANDOM_TINY: create_random_tiny("cpu")}, device="cpu")
+def app(tiny_model, tmp_path_factory):
+    pool = PredictorPool({RANDOM_TINY: random_tiny_predictor(tiny_model)}, device="cpu")
     work = tmp_path_factory.mktemp("security")
     service = MatteService(pool, workdir=work / "mattes", max_side=512, max_pixels=MAX_PIXELS)
     demo = build_demo(pool, RANDOM_TINY, service=service, admission=Admission())

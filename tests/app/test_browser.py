@@ -9,12 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_same_image, serve_local
+from helpers import assert_same_image, random_tiny_predictor, serve_local
 from PIL import Image
 
 import editing
 from clipmat.imageio import load_image
-from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
+from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.service import MatteService
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,8 +54,8 @@ def _serve(browser, pool, name, workdir):
 
 
 @pytest.fixture(scope="module")
-def page_and_predictor(browser, tmp_path_factory):
-    predictor = create_random_tiny("cpu")
+def page_and_predictor(browser, tiny_model, tmp_path_factory):
+    predictor = random_tiny_predictor(tiny_model)
     pool = PredictorPool({RANDOM_TINY: predictor}, device="cpu")
     page, demo, service = _serve(browser, pool, RANDOM_TINY, tmp_path_factory.mktemp("browser"))
     yield page, predictor

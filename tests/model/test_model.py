@@ -10,12 +10,6 @@ from clipmat.model.details import DetailsExtractor, LastTokensOnly
 from clipmat.model.popup import SemanticPopUp, TextScaling
 
 
-@pytest.fixture(scope="module")
-def tiny() -> clipmat.CLIPMat:
-    torch.manual_seed(0)
-    return clipmat.create_model("clipmat-tiny")
-
-
 def _batch(model: clipmat.CLIPMat, h: int, w: int, n: int = 2):
     torch.manual_seed(1)
     images = torch.rand(n, 3, h, w)
@@ -25,10 +19,10 @@ def _batch(model: clipmat.CLIPMat, h: int, w: int, n: int = 2):
 
 
 @pytest.mark.parametrize("size", [(64, 64), (72, 120), (136, 48)])
-def test_forward_shapes_and_range(tiny, size):
-    images, tokens = _batch(tiny, *size)
+def test_forward_shapes_and_range(tiny_model, size):
+    images, tokens = _batch(tiny_model, *size)
     with torch.no_grad():
-        out = tiny(images, tokens)
+        out = tiny_model(images, tokens)
     assert out.alpha.shape == (2, 1, *size)
     assert out.semantic_logits.shape == (2, 3, *size)
     assert out.detail.shape == (2, 1, *size)
@@ -36,18 +30,18 @@ def test_forward_shapes_and_range(tiny, size):
     assert out.alpha.min() >= 0 and out.alpha.max() <= 1
 
 
-def test_size_not_multiple_of_patch_is_an_error(tiny):
-    images, tokens = _batch(tiny, 70, 64)
+def test_size_not_multiple_of_patch_is_an_error(tiny_model):
+    images, tokens = _batch(tiny_model, 70, 64)
     with pytest.raises(ValueError, match="multiple of the patch size"):
-        tiny(images, tokens)
+        tiny_model(images, tokens)
 
 
-def test_text_changes_the_output(tiny):
-    images, _ = _batch(tiny, 64, 64, n=1)
-    a = tiny.tokenize(["cat"], ["keyword"])
-    b = tiny.tokenize(["the green tree at the bottom"], ["expression"])
+def test_text_changes_the_output(tiny_model):
+    images, _ = _batch(tiny_model, 64, 64, n=1)
+    a = tiny_model.tokenize(["cat"], ["keyword"])
+    b = tiny_model.tokenize(["the green tree at the bottom"], ["expression"])
     with torch.no_grad():
-        out_a, out_b = tiny(images, a), tiny(images, b)
+        out_a, out_b = tiny_model(images, a), tiny_model(images, b)
     assert not torch.allclose(out_a.semantic_logits, out_b.semantic_logits)
     # the details branch takes no text
     assert torch.allclose(out_a.detail, out_b.detail)
@@ -95,8 +89,8 @@ def test_gradients_reach_trainable_and_spare_frozen(overrides):
     )
 
 
-def test_ablation_switches_remove_their_modules():
-    full = clipmat.create_model("clipmat-tiny")
+def test_ablation_switches_remove_their_modules(tiny_model):
+    full = tiny_model
     assert isinstance(full.popup, SemanticPopUp) and isinstance(full.details, DetailsExtractor)
     no_popup = clipmat.create_model("clipmat-tiny", popup=False)
     assert isinstance(no_popup.popup, TextScaling)
@@ -115,14 +109,17 @@ def test_ablation_switches_remove_their_modules():
     assert full.tokenize(["cat"], ["keyword"], [2]).texts == ["the mask of the cat"]
 
 
-def test_token_budgets_are_enforced(tiny):
+def test_token_budgets_are_enforced(tiny_model):
     long_text = " ".join(["word"] * 200)
-    tokens = tiny.tokenize([long_text, long_text], ["expression", "keyword"])
-    n_ctx = tiny.cfg.context_length
+    tokens = tiny_model.tokenize([long_text, long_text], ["expression", "keyword"])
+    n_ctx = tiny_model.cfg.context_length
     lengths = (~tokens.padding_mask).sum(1).tolist()
-    assert lengths == [tiny.cfg.expression_budget + n_ctx, tiny.cfg.keyword_budget + n_ctx]
+    assert lengths == [
+        tiny_model.cfg.expression_budget + n_ctx,
+        tiny_model.cfg.keyword_budget + n_ctx,
+    ]
     with torch.no_grad():
-        out = tiny(torch.rand(2, 3, 64, 64), tokens)
+        out = tiny_model(torch.rand(2, 3, 64, 64), tokens)
     assert torch.isfinite(out.alpha).all()
 
 
@@ -138,28 +135,30 @@ def test_unknown_config_and_fields_raise():
 @pytest.mark.parametrize("name", ["clipmat-vitb16", "clipmat-vitl14"])
 def test_paper_configs_describe_the_paper_backbones(name):
     cfg = clipmat.get_model_config(name)
-    assert cfg.image_size // cfg.patch_size == 32  # a 32x32 token grid, as the paper's ViT-B/16 at 512
+    assert (
+        cfg.image_size // cfg.patch_size == 32
+    )  # a 32x32 token grid, as the paper's ViT-B/16 at 512
     assert cfg.feature_layers[-1] == cfg.clip.vision["layers"]
     assert cfg.keyword_budget == 14 and cfg.expression_budget == 69 and cfg.context_length == 8
 
 
-def test_save_load_round_trip(tiny, tmp_path):
-    path = clipmat.save_model(tiny, tmp_path / "tiny.safetensors", licence="test")
+def test_save_load_round_trip(tiny_model, tmp_path):
+    path = clipmat.save_model(tiny_model, tmp_path / "tiny.safetensors", licence="test")
     loaded = clipmat.load_model(path)
-    assert loaded.cfg == tiny.cfg
-    images, tokens = _batch(tiny, 64, 96)
+    assert loaded.cfg == tiny_model.cfg
+    images, tokens = _batch(tiny_model, 64, 96)
     with torch.no_grad():
-        a, b = tiny(images, tokens), loaded(images, tokens)
+        a, b = tiny_model(images, tokens), loaded(images, tokens)
     assert torch.equal(a.alpha, b.alpha) and torch.allclose(a.semantic_logits, b.semantic_logits)
-    half = clipmat.save_model(tiny, tmp_path / "half.safetensors", half=True)
+    half = clipmat.save_model(tiny_model, tmp_path / "half.safetensors", half=True)
     assert half.stat().st_size < 0.6 * path.stat().st_size
     with torch.no_grad():
         c = clipmat.load_model(half)(images, tokens)
     assert (c.detail - a.detail).abs().max() < 0.02
 
 
-def test_checkpoint_of_another_config_is_refused(tiny, tmp_path):
-    path = clipmat.save_model(tiny, tmp_path / "tiny.safetensors")
+def test_checkpoint_of_another_config_is_refused(tiny_model, tmp_path):
+    path = clipmat.save_model(tiny_model, tmp_path / "tiny.safetensors")
     state, meta = clipmat.pretrained.hub.load_state_dict(path)
     del state["popup.cross_attn.in_proj_weight"]
     clipmat.pretrained.hub.save_state_dict(state, tmp_path / "broken.safetensors", metadata=meta)
@@ -205,11 +204,12 @@ def test_semantic_labels_equal_argmax_with_ties():
     assert torch.equal(semantic_labels(logits), logits.argmax(dim=1))
 
 
-def test_full_res_level_starts_as_the_model_without_it():
+def test_full_res_level_starts_as_the_model_without_it(tiny_model):
     """A model trained without F_0 loads into one with it and predicts the same alpha; one
-    training step then changes the alpha through the new head."""
+    training step then changes the alpha through the new head (of the new model: the shared
+    one only lends its weights)."""
+    plain = tiny_model
     torch.manual_seed(0)
-    plain = clipmat.create_model("clipmat-tiny")
     full = clipmat.create_model("clipmat-tiny", details_full_res=4)
     missing, unexpected = full.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected

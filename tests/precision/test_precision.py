@@ -35,17 +35,6 @@ FAST = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny() -> clipmat.CLIPMat:
-    torch.manual_seed(0)
-    return clipmat.create_model("clipmat-tiny").eval()
-
-
-@pytest.fixture(scope="module")
-def mini_world() -> clipmat.CLIPMatPredictor:
-    return clipmat.load_predictor("mini-world", device="cpu")
-
-
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_self_attention_equals_multihead_attention(batch_first):
     torch.manual_seed(0)
@@ -67,8 +56,8 @@ def test_self_attention_equals_multihead_attention(batch_first):
     ("precision", "replaced"),
     [pytest.param("bf16", Bf16Linear, marks=NO_BF16), ("int8", nn.quantized.dynamic.Linear)],
 )
-def test_every_linear_layer_of_both_towers_converted(precision, replaced, tiny):
-    model = apply_precision(tiny, precision)
+def test_every_linear_layer_of_both_towers_converted(precision, replaced, tiny_model):
+    model = apply_precision(tiny_model, precision)
     clip = model.backbone.clip
     for tower in (clip.visual.transformer, clip.transformer):
         assert not any(isinstance(m, nn.MultiheadAttention) for m in tower.modules())
@@ -76,17 +65,17 @@ def test_every_linear_layer_of_both_towers_converted(precision, replaced, tiny):
         # per block: the q/k/v projection, the output projection and the two MLP layers
         count = sum(isinstance(m, replaced) for m in tower.modules())
         assert count == 4 * len(tower.resblocks)
-    assert prec.precision_of(model) == precision and prec.precision_of(tiny) == "fp32"
+    assert prec.precision_of(model) == precision and prec.precision_of(tiny_model) == "fp32"
     # a predictor of the converted model knows its precision (a bf16 one needs its autocast)
     assert clipmat.CLIPMatPredictor(model, device="cpu").precision == precision
     # the rest of the model computes what it did, channels-last; the fp32 model is untouched
     conv = model.details_decoder.c1.convs[0][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert model.image_layout == torch.channels_last
-    assert tiny.image_layout == torch.contiguous_format
-    assert tiny.details_decoder.c1.convs[0][0].weight.is_contiguous()
-    assert type(model.popup) is type(tiny.popup)
-    assert any(isinstance(m, nn.MultiheadAttention) for m in tiny.backbone.clip.modules())
+    assert tiny_model.image_layout == torch.contiguous_format
+    assert tiny_model.details_decoder.c1.convs[0][0].weight.is_contiguous()
+    assert type(model.popup) is type(tiny_model.popup)
+    assert any(isinstance(m, nn.MultiheadAttention) for m in tiny_model.backbone.clip.modules())
     with pytest.raises(ValueError, match="converted already"):
         apply_precision(model, "int8")
 
@@ -154,22 +143,22 @@ def test_bf16_predictor_decodes_under_autocast_and_set_precision_matches(mini_wo
         assert not torch.is_autocast_enabled("cpu")  # fp32 predictors: no autocast on the CPU
 
 
-def test_bf16_refused_where_the_cpu_emulates_it(monkeypatch, tiny):
+def test_bf16_refused_where_the_cpu_emulates_it(monkeypatch, tiny_model):
     monkeypatch.setattr(prec, "native_bf16", lambda: False)
     with pytest.raises(ValueError, match=r"native bf16 .*AVX512-BF16 or AMX.*use 'int8'"):
         check_precision("bf16")
     with pytest.raises(ValueError, match="native bf16"):
-        apply_precision(tiny, "bf16")
+        apply_precision(tiny_model, "bf16")
 
 
 @pytest.mark.parametrize("precision", FAST)
-def test_visual_tokens_and_alpha_close_to_fp32(precision, tiny, mini_world):
-    fast = apply_precision(tiny, precision)
+def test_visual_tokens_and_alpha_close_to_fp32(precision, tiny_model, mini_world):
+    fast = apply_precision(tiny_model, precision)
     x = torch.rand(2, 3, 128, 192)  # another grid than the config's: any token count runs
     with torch.inference_mode():
-        want = tiny.backbone.encode_image_levels(tiny.backbone.normalize(x))
+        want = tiny_model.backbone.encode_image_levels(tiny_model.backbone.normalize(x))
         got = fast.backbone.encode_image_levels(fast.backbone.normalize(x))
-        ref_feats, feats = tiny.encode_image(x), fast.encode_image(x)
+        ref_feats, feats = tiny_model.encode_image(x), fast.encode_image(x)
     for a, b in zip(got, want, strict=True):
         assert a.shape == b.shape
         assert torch.nn.functional.cosine_similarity(a[:, 1:], b[:, 1:], dim=-1).min() > 0.99
@@ -184,22 +173,22 @@ def test_visual_tokens_and_alpha_close_to_fp32(precision, tiny, mini_world):
             assert np.abs(r.alpha - ref.alpha).max() < 0.25
 
 
-def test_fp32_is_the_model_itself(tiny):
-    assert apply_precision(tiny, "fp32") is tiny
+def test_fp32_is_the_model_itself(tiny_model):
+    assert apply_precision(tiny_model, "fp32") is tiny_model
 
 
-def test_unknown_precision_and_device_refused(tiny):
+def test_unknown_precision_and_device_refused(tiny_model):
     with pytest.raises(
         ValueError, match=r"unknown precision 'fp16'; choose one of fp32, bf16, int8"
     ):
-        apply_precision(tiny, "fp16")
+        apply_precision(tiny_model, "fp16")
     with pytest.raises(ValueError, match="CPU only"):
         check_device("int8", "cuda")
     check_device("fp32", "cuda")
     check_device("onnx" if HAS_ONNX else "int8", "cpu")
 
 
-def test_missing_onnx_runtime_says_what_to_install(monkeypatch, tiny):
+def test_missing_onnx_runtime_says_what_to_install(monkeypatch, tiny_model):
     real = importlib.util.find_spec
     monkeypatch.setattr(
         prec.importlib.util,
@@ -210,16 +199,16 @@ def test_missing_onnx_runtime_says_what_to_install(monkeypatch, tiny):
     with pytest.raises(ValueError, match="needs onnxruntime: pip install onnx onnxruntime"):
         check_precision("onnx")
     with pytest.raises(ValueError, match="pip install"):
-        apply_precision(tiny, "onnx")
+        apply_precision(tiny_model, "onnx")
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="no onnx")
-def test_onnx_tower_cached_and_limited_to_its_levels(tiny, tmp_path, monkeypatch):
-    model = apply_precision(tiny, "onnx", cache_dir=tmp_path)
+def test_onnx_tower_cached_and_limited_to_its_levels(tiny_model, tmp_path, monkeypatch):
+    model = apply_precision(tiny_model, "onnx", cache_dir=tmp_path)
     files = list(tmp_path.glob("tower-*.int8.onnx"))
     assert len(files) == 1
     monkeypatch.setattr(onnx_tower, "_export_quantized", lambda *a: pytest.fail("exported again"))
-    again = apply_precision(tiny, "onnx", cache_dir=tmp_path)
+    again = apply_precision(tiny_model, "onnx", cache_dir=tmp_path)
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         a, b = model.encode_image(x), again.encode_image(x)

@@ -12,11 +12,10 @@ from clipmat.zeroshot import ZeroShotPredictor, create_backbone, dense
 
 
 @pytest.fixture(scope="module")
-def predictors() -> list[clipmat.Predictor]:
+def predictors(tiny_model) -> list[clipmat.Predictor]:
     torch.manual_seed(0)
-    model = clipmat.create_model("clipmat-tiny")
-    zeroshot = ZeroShotPredictor(create_backbone(model.cfg.clip), device="cpu")
-    return [clipmat.CLIPMatPredictor(model, device="cpu"), zeroshot]
+    zeroshot = ZeroShotPredictor(create_backbone(tiny_model.cfg.clip), device="cpu")
+    return [clipmat.CLIPMatPredictor(tiny_model, device="cpu"), zeroshot]
 
 
 REFUSED = [

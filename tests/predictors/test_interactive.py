@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import clipmat
 from clipmat import interactive, metrics
 from clipmat.model.clipmat import CLIPMatOutput
 from clipmat.predictors import corrections
@@ -76,9 +75,9 @@ def test_a_click_alone_grows_the_object_under_it_and_a_negative_one_shrinks_it()
     assert (kept & right).sum() / right.sum() > 0.9 and kept[:, :100].mean() < 0.01
 
 
-def test_predict_with_an_empty_phrase_and_a_box_needs_no_model():
+def test_predict_with_an_empty_phrase_and_a_box_needs_no_model(tiny_predictor):
     photo, left, _ = _two_discs(np.random.default_rng(2))
-    predictor = clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), device="cpu")
+    predictor = tiny_predictor
     r = predictor.predict(photo, "", box=(20, 25, 92, 96))
     assert r.predictor == PROMPT_ONLY and predictor.stats["image_encodes"] == 0
     assert metrics.mad(r.alpha, left) < 0.01 and not r.unsure
@@ -100,11 +99,10 @@ def test_semantic_candidates_from_a_hand_made_map():
 
 
 @pytest.fixture()
-def staged():
+def staged(tiny_predictor):
     """The tiny CLIPMat with a semantic map set by hand: a sure region on the left (the
     model's pick) and a weaker one on the right (an alternative)."""
-    torch.manual_seed(0)
-    predictor = clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), device="cpu")
+    predictor = tiny_predictor  # its own: the decoder is replaced on the predictor only
     photo, _, right = _two_discs(np.random.default_rng(3))
 
     def decode(feats, phrases, settings):

@@ -14,100 +14,95 @@ from clipmat.phrases import infer_setting
 from clipmat.predictors.base import check_box, check_points
 
 
-@pytest.fixture(scope="module")
-def predictor() -> clipmat.CLIPMatPredictor:
-    torch.manual_seed(0)
-    return clipmat.CLIPMatPredictor(clipmat.create_model("clipmat-tiny"), name="tiny", device="cpu")
-
-
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 @pytest.mark.parametrize("size", [(37, 53), (301, 457), (640, 90), (128, 128)])
-def test_alpha_at_input_resolution(predictor, size):
-    r = predictor.predict(_photo(*size), "the red star")
+def test_alpha_at_input_resolution(tiny_predictor, size):
+    r = tiny_predictor.predict(_photo(*size), "the red star")
     assert r.alpha.shape == size and r.alpha.dtype == np.float32
     assert np.isfinite(r.alpha).all() and r.alpha.min() >= 0 and r.alpha.max() <= 1
     assert r.trimap.shape == size and set(np.unique(r.trimap)) <= {0, 128, 255}
-    assert 0.0 <= r.confidence <= 1.0 and r.predictor == "tiny"
+    assert 0.0 <= r.confidence <= 1.0 and r.predictor == tiny_predictor.name
 
 
-def test_input_kinds_give_the_same_matte(predictor):
+def test_input_kinds_give_the_same_matte(tiny_predictor):
     rgb = _photo(60, 80)
-    base = predictor.predict(rgb, "cat").alpha
-    pil = predictor.predict(Image.fromarray(rgb), "cat").alpha
-    rgba = predictor.predict(np.dstack([rgb, np.full((60, 80), 7, np.uint8)]), "cat").alpha
-    wide = predictor.predict(rgb.astype(np.uint16) * 257, "cat").alpha  # 16-bit
+    base = tiny_predictor.predict(rgb, "cat").alpha
+    pil = tiny_predictor.predict(Image.fromarray(rgb), "cat").alpha
+    rgba = tiny_predictor.predict(np.dstack([rgb, np.full((60, 80), 7, np.uint8)]), "cat").alpha
+    wide = tiny_predictor.predict(rgb.astype(np.uint16) * 257, "cat").alpha  # 16-bit
     np.testing.assert_allclose(pil, base, atol=1e-6)
     np.testing.assert_allclose(rgba, base, atol=1e-6)
     np.testing.assert_allclose(wide, base, atol=1e-6)
-    gray = predictor.predict(rgb[..., 0], "cat").alpha
+    gray = tiny_predictor.predict(rgb[..., 0], "cat").alpha
     assert gray.shape == (60, 80)
 
 
-def test_exif_rotation_is_applied(predictor):
+def test_exif_rotation_is_applied(tiny_predictor):
     rgb = _photo(40, 90)
     buf = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     Image.fromarray(rgb).save(buf, format="PNG", exif=exif)
-    r = predictor.predict(buf.getvalue(), "cat")
+    r = tiny_predictor.predict(buf.getvalue(), "cat")
     assert r.alpha.shape == (90, 40)
 
 
-def test_second_phrase_skips_the_image_encoder(predictor, monkeypatch):
+def test_second_phrase_skips_the_image_encoder(tiny_predictor, monkeypatch):
     calls = []
-    original = predictor.model.backbone.encode_image_levels
+    backbone = type(tiny_predictor.model.backbone)  # the class: the shared model is left alone
+    original = backbone.encode_image_levels
 
-    def counting(x):
+    def counting(self, x):
         calls.append(x.shape)
-        return original(x)
+        return original(self, x)
 
-    monkeypatch.setattr(predictor.model.backbone, "encode_image_levels", counting)
+    monkeypatch.setattr(backbone, "encode_image_levels", counting)
     photo = _photo(70, 110, seed=3)
-    predictor.clear_cache()
-    first = predictor.predict(photo, "the dog on the left")
-    second = predictor.predict(photo.copy(), "the cat")
+    tiny_predictor.clear_cache()
+    first = tiny_predictor.predict(photo, "the dog on the left")
+    second = tiny_predictor.predict(photo.copy(), "the cat")
     assert len(calls) == 1 and not first.image_cached and second.image_cached
-    predictor.predict(_photo(70, 110, seed=4), "the cat")
+    tiny_predictor.predict(_photo(70, 110, seed=4), "the cat")
     assert len(calls) == 2
 
 
-def test_batched_phrases_match_single_calls(predictor):
+def test_batched_phrases_match_single_calls(tiny_predictor):
     photo = _photo(64, 96, seed=5)
     phrases = ["cat", "the green tree at the bottom", "star"]
-    batch = predictor.predict(photo, phrases)
+    batch = tiny_predictor.predict(photo, phrases)
     assert [r.text for r in batch] == phrases
     for phrase, r in zip(phrases, batch):
-        np.testing.assert_allclose(predictor.predict(photo, phrase).alpha, r.alpha, atol=1e-5)
+        np.testing.assert_allclose(tiny_predictor.predict(photo, phrase).alpha, r.alpha, atol=1e-5)
 
 
-def test_setting_inference_and_override(predictor):
+def test_setting_inference_and_override(tiny_predictor):
     assert infer_setting("cat") == "keyword" and infer_setting("the cat") == "keyword"
     assert infer_setting("the cat with white and black fur") == "expression"
-    r = predictor.predict(_photo(32, 32), "cat", setting="expression")
+    r = tiny_predictor.predict(_photo(32, 32), "cat", setting="expression")
     assert r.setting == "expression"
-    assert predictor.predict(_photo(32, 32), "the teddy bear").setting == "keyword"
+    assert tiny_predictor.predict(_photo(32, 32), "the teddy bear").setting == "keyword"
 
 
 @pytest.mark.parametrize("bad", ["", "   ", [], [""], 3])
-def test_bad_phrases_are_refused(predictor, bad):
+def test_bad_phrases_are_refused(tiny_predictor, bad):
     with pytest.raises((ValueError, TypeError), match="phrase"):
-        predictor.predict(_photo(32, 32), bad)
+        tiny_predictor.predict(_photo(32, 32), bad)
 
 
-def test_bad_images_are_refused(predictor):
+def test_bad_images_are_refused(tiny_predictor):
     with pytest.raises(ValueError):
-        predictor.predict(b"not an image at all", "cat")
+        tiny_predictor.predict(b"not an image at all", "cat")
     with pytest.raises(ValueError):
-        predictor.predict(np.zeros((0, 5, 3), np.uint8), "cat")
+        tiny_predictor.predict(np.zeros((0, 5, 3), np.uint8), "cat")
 
 
-def test_long_and_foreign_phrases_give_a_matte(predictor):
+def test_long_and_foreign_phrases_give_a_matte(tiny_predictor):
     long_text = "the cat " + "which is very fluffy and " * 60
     for text in (long_text, "猫", "кошка слева"):
-        r = predictor.predict(_photo(48, 48), text)
+        r = tiny_predictor.predict(_photo(48, 48), text)
         assert np.isfinite(r.alpha).all()
 
 
@@ -127,9 +122,9 @@ def test_load_predictor_errors(tmp_path, monkeypatch):
         clipmat.load_predictor("clipmat-vitb16", allow_download=False)
 
 
-def test_load_predictor_from_weights_dir(tmp_path, monkeypatch):
+def test_load_predictor_from_weights_dir(tiny_model, tmp_path, monkeypatch):
     """A trained checkpoint in the weights folder makes its predictor available and loadable."""
-    model = clipmat.create_model("clipmat-tiny")
+    model = tiny_model
     spec = clipmat.pretrained.hub.get_weight_spec("clipmat-vitb16")
     monkeypatch.setenv("CLIPMAT_WEIGHTS_DIR", str(tmp_path))
     clipmat.save_model(model, tmp_path / spec.filename)
@@ -154,14 +149,14 @@ def test_inference_never_imports_training_code():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_one_interface_for_every_predictor(predictor):
+def test_one_interface_for_every_predictor(tiny_predictor):
     """Both predictors take the same call; an option one cannot honour is a clear error."""
     from clipmat.zeroshot import ZeroShotPredictor, create_backbone
 
     torch.manual_seed(0)
-    zeroshot = ZeroShotPredictor(create_backbone(predictor.model.cfg.clip), device="cpu")
+    zeroshot = ZeroShotPredictor(create_backbone(tiny_predictor.model.cfg.clip), device="cpu")
     photo = _photo(48, 64)
-    for p in (predictor, zeroshot):
+    for p in (tiny_predictor, zeroshot):
         assert isinstance(p, clipmat.Predictor)
         encoded = p.set_image(photo)
         assert isinstance(encoded, clipmat.EncodedImage) and encoded.photo.rgb.shape == (48, 64, 3)
@@ -179,24 +174,24 @@ def test_one_interface_for_every_predictor(predictor):
         check_box((5, 0, 2, 9))
     assert check_points([(1, 2.5, 0)]) == ((1.0, 2.5, False),)
     with pytest.raises(ValueError, match="out of range"):
-        predictor.predict(photo, "the star", candidate=99)
+        tiny_predictor.predict(photo, "the star", candidate=99)
     with pytest.raises(ValueError, match="single phrase"):
         zeroshot.predict(photo, ["a", "b"], candidate=0)
 
 
-def test_a_photo_with_its_key_is_not_hashed_again(predictor, monkeypatch):
+def test_a_photo_with_its_key_is_not_hashed_again(tiny_predictor, monkeypatch):
     import clipmat.predictors.results as base
 
     photo = clipmat.Photo(_photo(40, 40), "my-key")
     monkeypatch.setattr(base, "fingerprint", lambda *a: pytest.fail("hashed again"))
     monkeypatch.setattr(base, "load_image", lambda *a, **k: pytest.fail("decoded again"))
-    first = predictor.predict(photo, "the cat")
-    assert not first.image_cached and predictor.predict(photo, "the dog").image_cached
+    first = tiny_predictor.predict(photo, "the cat")
+    assert not first.image_cached and tiny_predictor.predict(photo, "the dog").image_cached
 
 
-def test_precision_is_a_predictor_option():
+def test_precision_is_a_predictor_option(mini_world):
     photo = np.asarray(Image.open("examples/miniworld_shapes.jpg").convert("RGB"))
-    fp32 = clipmat.load_predictor("mini-world", device="cpu")
+    fp32 = mini_world
     int8 = clipmat.load_predictor("mini-world", device="cpu", precision="int8")
     assert int8.precision == "int8" and fp32.precision == "fp32"
     phrase = "the red ball on the far left of the photo"
@@ -208,12 +203,12 @@ def test_precision_is_a_predictor_option():
         clipmat.load_predictor("zeroshot-vitb16", precision="int8")
 
 
-def test_an_empty_matte_says_so():
+def test_an_empty_matte_says_so(mini_world):
     """On the shapes scene (a red ball, a green star, a yellow wedge) "the red star" matches
     nothing for the bundled model: the matte is empty and a note says what to try instead; a
     phrase that matches carries no such note."""
     photo = np.asarray(Image.open("examples/miniworld_shapes.jpg").convert("RGB"))
-    p = clipmat.load_predictor("mini-world", device="cpu")
+    p = mini_world
     empty, found = p.predict(photo, ["the red star", "the green shape"])
     assert empty.alpha.max() < 0.05 and empty.unsure
     assert any("nothing in the photo matched 'the red star'" in n for n in empty.notes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import clipmat
 from clipmat.evaluation.calibrate import auroc, youden_threshold
@@ -38,9 +37,8 @@ def test_logistic_fit_separates_and_round_trips(tmp_path):
     assert trust_path(tmp_path / "m.safetensors") == tmp_path / "m.trust.safetensors"
 
 
-def test_predictor_uses_its_trust():
-    torch.manual_seed(0)
-    model = clipmat.create_model("clipmat-tiny")
+def test_predictor_uses_its_trust(tiny_model):
+    model = tiny_model
     features = len(CONFIDENCE_FEATURES)
     sure = Logistic(np.zeros(features), np.ones(features), np.zeros(features), 3.0)
     photo = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
@@ -63,20 +61,15 @@ def test_predictor_uses_its_trust():
     assert r.out_of_domain and r.unsure and "unlike its world" in r.notes[0]
 
 
-@pytest.fixture(scope="module")
-def miniworld():
-    return clipmat.load_predictor("mini-world", device="cpu")
-
-
-def test_bundled_model_flags_real_photos_and_keeps_its_scenes(miniworld):
-    assert miniworld.trust is not None, "no trust file beside the bundled weights"
-    report = miniworld.trust.report
+def test_bundled_model_flags_real_photos_and_keeps_its_scenes(mini_world):
+    assert mini_world.trust is not None, "no trust file beside the bundled weights"
+    report = mini_world.trust.report
     before = report["confidence"]["AUROC before (mean foreground probability)"]
     assert report["confidence"]["AUROC after"] > before
     skimage_data = pytest.importorskip("skimage.data")
     for photo in (skimage_data.astronaut(), load_image("examples/photo_cat.jpg")):
-        r = miniworld.predict(photo, "the astronaut")
+        r = mini_world.predict(photo, "the astronaut")
         assert r.out_of_domain and r.unsure and "zeroshot" in r.notes[-1]
     scene = load_image("examples/miniworld_shapes.jpg")
-    r = miniworld.predict(scene, "the red ball on the far left of the photo")
+    r = mini_world.predict(scene, "the red ball on the far left of the photo")
     assert not r.out_of_domain and not r.unsure and r.notes == []

@@ -1,5 +1,6 @@
 """Weights registry, lookup order, checksums, safetensors I/O and the download command."""
 
+import copy
 import dataclasses
 import hashlib
 import os
@@ -40,7 +41,7 @@ def _register(monkeypatch, **changes) -> registry.WeightSpec:
     base = registry.WeightSpec(
         arch="test",
         tag="weights",
-        kind="clip",
+        contents=registry.CLIP,
         filename="test_weights.safetensors",
         licence="test licence",
         description="weights for tests",
@@ -74,7 +75,7 @@ def test_registry_names_and_specs():
     assert expected | {"ViT-L-14.openai", "clipmat-mini.miniworld"} == set(names)
     clip = registry.get_weight_spec("ViT-B-16.openai")
     assert registry.get_weight_spec("clip-vitb16-openai") == clip  # the name before the scheme
-    assert (clip.kind, clip.arch, clip.hf_repo) == (
+    assert (clip.contents, clip.arch, clip.hf_repo) == (
         "clip",
         "ViT-B-16",
         "timm/vit_base_patch16_clip_224.openai",
@@ -86,13 +87,12 @@ def test_registry_names_and_specs():
     assert trained.sha256 is None and trained.hf_repo is None and "CC BY-NC" in trained.licence
     mini = registry.get_weight_spec("mini-world")
     assert mini.filename == "miniworld.safetensors" and mini.bundled and mini.sha256
-    # every predictor names registered weights of the kind it reads
-    for spec in registry.PREDICTORS.values():
-        weights = registry.get_weight_spec(spec.weights)
-        assert weights.kind == ("clip" if spec.kind == "zeroshot" else "clipmat")
+    # the zero-shot predictor reads CLIP weights, the others a whole CLIPMat
+    assert clip.zero_shot and not trained.zero_shot and not mini.zero_shot
     # every CLIPMat weights' architecture is a model config
     configs = set(clipmat.list_models())
-    assert all(w.arch in configs for w in registry.PRETRAINED.values() if w.kind == "clipmat")
+    trained_archs = {w.arch for w in registry.PRETRAINED.values() if w.contents == registry.CLIPMAT}
+    assert trained_archs <= configs
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_missing_trained_weights_message():
         "clipmat-vitb16",
         "clipmat_vitb16.safetensors",
         "No trained CLIPMat weights have been published",
-        "python -m clipmat.training.cli",
+        "clipmat train",
         registry.HUB_REPO_ENV,
         "pass pretrained=None for random init",
     ):
@@ -177,7 +177,7 @@ def test_missing_clip_offline_fails_fast_and_explains():
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"offline miss took {elapsed:.2f} s"
     message = str(info.value)
-    assert "python -m clipmat.pretrained.download ViT-B-16.openai" in message
+    assert "clipmat download ViT-B-16.openai" in message
     assert "clip_vitb16_openai.safetensors" in message
     assert "open_clip_model.safetensors" in message and "open_clip_pytorch_model.bin" in message
     assert "HF_HUB_OFFLINE is set" in message and "random init" in message
@@ -366,16 +366,14 @@ class _StandInHub:
         shutil.copytree(folder_path, self.keep / repo_id.replace("/", "--"))
 
 
-def _tiny_checkpoint(tmp_path: Path) -> tuple[Path, clipmat.CLIPMat]:
-    torch.manual_seed(3)
-    model = clipmat.create_model("clipmat-tiny")
-    return clipmat.save_model(model, tmp_path / "trained.safetensors", command="train x"), model
+def _tiny_checkpoint(tmp_path: Path, model: clipmat.CLIPMat) -> Path:
+    return clipmat.save_model(model, tmp_path / "trained.safetensors", command="train x")
 
 
-def test_push_then_load_from_the_hub_cache(tmp_path, monkeypatch):
+def test_push_then_load_from_the_hub_cache(tiny_model, tmp_path, monkeypatch):
     from clipmat.pretrained import push
 
-    ckpt, model = _tiny_checkpoint(tmp_path)
+    ckpt = _tiny_checkpoint(tmp_path, tiny_model)
     hub_api = _StandInHub(tmp_path / "uploaded")
     url = push.push(ckpt, "someone/tiny-matting", api=hub_api, training_data="synthetic scenes")
     assert url.endswith("someone/tiny-matting")
@@ -395,7 +393,14 @@ def test_push_then_load_from_the_hub_cache(tmp_path, monkeypatch):
     p = clipmat.load_predictor("hf-hub:someone/tiny-matting", device="cpu")
     assert p.name == "hf-hub:someone/tiny-matting" and "CC BY-NC" in p.licence
     photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    want = clipmat.CLIPMatPredictor(model.half().float(), device="cpu").predict(photo, "the cat")
+    pushed = copy.deepcopy(tiny_model)  # the weights as pushed: rounded to fp16
+    pushed.load_state_dict(
+        {
+            k: v.half().float() if v.is_floating_point() else v
+            for k, v in pushed.state_dict().items()
+        }
+    )
+    want = clipmat.CLIPMatPredictor(pushed, device="cpu").predict(photo, "the cat")
     np.testing.assert_allclose(p.predict(photo, "the cat").alpha, want.alpha, atol=1e-4)
 
 
@@ -403,14 +408,14 @@ def test_hub_predictor_missing_offline_says_how_to_get_it():
     with pytest.raises(hub.WeightsNotFoundError) as info:
         clipmat.load_predictor("hf-hub:someone/absent")
     message = str(info.value)
-    assert "python -m clipmat.pretrained.download hf-hub:someone/absent" in message
+    assert "clipmat download hf-hub:someone/absent" in message
     assert "HF_HUB_OFFLINE is set" in message
 
 
-def test_push_command_writes_the_folder_and_checks_the_repo(tmp_path, capsys):
+def test_push_command_writes_the_folder_and_checks_the_repo(tiny_model, tmp_path, capsys):
     from clipmat.pretrained import push
 
-    ckpt, _ = _tiny_checkpoint(tmp_path)
+    ckpt = _tiny_checkpoint(tmp_path, tiny_model)
     assert push.main([str(ckpt), "not-a-repo", "--out", str(tmp_path / "o")]) == 1
     assert "owner/name" in capsys.readouterr().err
     assert push.main([str(ckpt), "me/m", "--out", str(tmp_path / "o"), "--licence", "MIT"]) == 0

@@ -104,15 +104,9 @@ def test_prompts():
 # ---------------------------------------------------------------- dense features of a real CLIP
 
 
-@pytest.fixture(scope="module")
-def tiny_backbone() -> CLIPBackbone:
-    torch.manual_seed(0)
-    return create_backbone(get_model_config("clipmat-tiny").clip)
-
-
-def test_encode_dense_matches_the_towers(tiny_backbone):
+def test_encode_dense_matches_the_towers(tiny_model):
     """ClearCLIP's value-path ablation, recomputed from the block before the last one."""
-    bb = tiny_backbone
+    bb = tiny_model.backbone  # random CLIP towers, as create_backbone makes them
     layers = int(bb.cfg.vision["layers"])
     before = CLIPBackbone(bb.cfg, feature_layers=(layers - 1,))
     before.load_state_dict(bb.state_dict())
@@ -161,16 +155,16 @@ def test_pooled_embedding_matches_open_clip_and_takes_other_sizes(towers):
     assert small.shape == (2, cfg.embed_dim) and torch.isfinite(small).all()
 
 
-def test_short_text_encoding_matches_open_clip(tiny_backbone):
-    p = ZeroShotPredictor(tiny_backbone, device="cpu")
+def test_short_text_encoding_matches_open_clip(tiny_model):
+    p = ZeroShotPredictor(tiny_model.backbone, device="cpu")
     ids = prompts.tokenize(["the red star", "a photo of the cat with white and black fur!!"], 77)
     with torch.no_grad():
-        torch.testing.assert_close(p.encode_text(ids), tiny_backbone.clip.encode_text(ids))
+        torch.testing.assert_close(p.encode_text(ids), tiny_model.backbone.clip.encode_text(ids))
 
 
-def test_random_clip_predictor_mechanics(tiny_backbone):
+def test_random_clip_predictor_mechanics(tiny_model):
     p = ZeroShotPredictor(
-        tiny_backbone, name="zs", device="cpu", config=ZeroShotConfig(threshold=0.2)
+        tiny_model.backbone, name="zs", device="cpu", config=ZeroShotConfig(threshold=0.2)
     )
     photo = np.random.default_rng(0).integers(0, 256, (53, 77, 3), dtype=np.uint8)
     r = p.predict(photo, "the red star")
@@ -394,10 +388,10 @@ def test_no_match_gives_an_unsure_guess_or_an_empty_matte():
 # ---------------------------------------------------------------- loading and the registry
 
 
-def test_load_clip_backbone_from_pretraining_file_and_checkpoint(tmp_path, tiny_backbone):
-    towers = tiny_backbone.cfg
+def test_load_clip_backbone_from_pretraining_file_and_checkpoint(tmp_path, tiny_model):
+    towers = tiny_model.backbone.cfg
     path = hub.save_state_dict(
-        tiny_backbone.clip.state_dict(),
+        tiny_model.backbone.clip.state_dict(),
         tmp_path / "clip.safetensors",
         metadata={"format": "open_clip", "clip": json.dumps(towers.__dict__)},
     )
@@ -405,13 +399,13 @@ def test_load_clip_backbone_from_pretraining_file_and_checkpoint(tmp_path, tiny_
     assert meta["format"] == "open_clip"
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.encode_dense(x), tiny_backbone.encode_dense(x))
-    model = clipmat.create_model("clipmat-tiny")
+        torch.testing.assert_close(loaded.encode_dense(x), tiny_model.backbone.encode_dense(x))
+    model = tiny_model
     ckpt = clipmat.save_model(model, tmp_path / "tiny.safetensors")
     from_ckpt, _ = load_clip_backbone(ckpt)
     with torch.no_grad():
         torch.testing.assert_close(from_ckpt.encode_dense(x), model.backbone.encode_dense(x))
-    bare = hub.save_state_dict(tiny_backbone.clip.state_dict(), tmp_path / "bare.safetensors")
+    bare = hub.save_state_dict(tiny_model.backbone.clip.state_dict(), tmp_path / "bare.safetensors")
     with pytest.raises(ValueError, match="towers"):
         load_clip_backbone(bare)
 
@@ -475,8 +469,8 @@ def test_zeroshot_registry_loads_vitb16_shaped_weights(tmp_path, monkeypatch):
     )
 
 
-def test_miniworld_evaluation_runs_on_a_random_clip(tiny_backbone):
-    p = ZeroShotPredictor(tiny_backbone, device="cpu", config=ZeroShotConfig(matting_side=64))
+def test_miniworld_evaluation_runs_on_a_random_clip(tiny_model):
+    p = ZeroShotPredictor(tiny_model.backbone, device="cpu", config=ZeroShotConfig(matting_side=64))
     out = evaluate_miniworld(p, setting="keyword", images=2, size=64)
     assert set(out) == {"phrases", "shuffled"}
     for r in out.values():
