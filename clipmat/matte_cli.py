@@ -342,9 +342,14 @@ def matte(
         predictor = load(args.predictor, args.device, args.precision)
         loaded = time.perf_counter() - start
         try:
-            result = predictor.predict(rgb, args.phrase, setting=args.setting,
-                                       refine=True if args.refine else None,
-                                       box=args.box, points=args.points)  # fmt: skip
+            result = predictor.predict(
+                rgb,
+                args.phrase,
+                setting=args.setting,
+                refine=True if args.refine else None,
+                box=args.box,
+                points=args.points,
+            )
             image = render(rgb, result.alpha, args)
         except ValueError as err:
             raise MatteError(_one_line(err)) from None
@@ -374,11 +379,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     kind = f"{args.edit} edit" if args.edit else "RGBA cutout" if args.cutout else "matte"
     depth = f", {args.depth}-bit" if kind == "matte" else ""
     return report(
-        result, args, width=width, height=height,
+        result,
+        args,
+        width=width,
+        height=height,
         load_seconds=round(loaded, 3),
-        precision=getattr(predictor, "precision", "fp32"), device=str(predictor.device),
+        precision=getattr(predictor, "precision", "fp32"),
+        device=str(predictor.device),
         written=f"{kind}, {width}x{height}{depth}",
-    )  # fmt: skip
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:

@@ -155,8 +155,14 @@ class Admission:
         if not isinstance(data, list) or len(data) != len(fn.inputs):
             got = len(data) if isinstance(data, list) else type(data).__name__
             message = f"this call takes {len(fn.inputs)} inputs ({', '.join(names)}), got {got}"
-            return [{"__type__": "validate", "is_valid": False, "message": message,
-                     "parameter_name": "inputs"}]  # fmt: skip
+            return [
+                {
+                    "__type__": "validate",
+                    "is_valid": False,
+                    "message": message,
+                    "parameter_name": "inputs",
+                }
+            ]
         folders = upload_folders(*{getattr(b, "GRADIO_CACHE", None) for b in fn.inputs})
         entries = []
         for i, (block, value) in enumerate(zip(fn.inputs, data, strict=True)):

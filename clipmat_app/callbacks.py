@@ -107,7 +107,17 @@ class Callbacks:
         except (ValueError, TypeError) as err:
             raise user_error(str(err)) from None
 
-    def matte(self, image, phrase, predictor, refine=False, points=None, box=None, candidate=None, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+    def matte(
+        self,
+        image,
+        phrase,
+        predictor,
+        refine=False,
+        points=None,
+        box=None,
+        candidate=None,
+        progress=gr.Progress(),  # noqa: B008  (Gradio reads its progress tracker here)
+    ):
         """/matte: the matte, overlay, status, cutout and 16-bit matte files, the candidates
         ([{index, phrase, score, box, area, chosen}, ...], boxes in the photo's pixels), and
         the state the edit controls read. ``points`` ([[x, y, positive], ...]), ``box``
@@ -116,7 +126,17 @@ class Callbacks:
         prompts = parse_prompts(points, box, candidate)
         return self.respond(image, phrase, predictor, refine, prompts, progress=progress)
 
-    def ui_matte(self, image, phrase, predictor, refine=False, points=None, box=None, candidate=None, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+    def ui_matte(
+        self,
+        image,
+        phrase,
+        predictor,
+        refine=False,
+        points=None,
+        box=None,
+        candidate=None,
+        progress=gr.Progress(),  # noqa: B008  (Gradio reads its progress tracker here)
+    ):
         """The page's Matte button and Enter: as /matte, but the downloads (the photo's own
         size) follow in their own event, so the matte is shown first."""
         prompts = parse_prompts(points, box, candidate)
@@ -187,7 +207,9 @@ class Callbacks:
         items = matte.strip() if matte is not None else []
         return gr.update(value=items or None, visible=len(items) > 1)
 
-    def edit(self, image, phrase, predictor, mode, effects, strength, color, background, refine=False):  # fmt: skip
+    def edit(
+        self, image, phrase, predictor, mode, effects, strength, color, background, refine=False
+    ):
         """/edit: stateless; the matte comes from the cache or is computed."""
         settings = self._settings(mode, effects, strength, color, background)
         matte = self._matte(image, phrase, predictor, refine, downloads=False)

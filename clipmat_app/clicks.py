@@ -41,7 +41,20 @@ class ClickCallbacks:
             raise user_error(str(err)) from None
         return str(path), {"key": None, "size": list(size), "shown": list(shown)}
 
-    def click(self, image, phrase, predictor, refine, points, box, candidate, mode, corner, last, evt: gr.SelectData):  # fmt: skip
+    def click(
+        self,
+        image,
+        phrase,
+        predictor,
+        refine,
+        points,
+        box,
+        candidate,
+        mode,
+        corner,
+        last,
+        evt: gr.SelectData,
+    ):
         """A click on the overlay: "add" or "remove" a click there and matte again; "box": the
         first click sets a corner (shown), the second the opposite one, and it mattes."""
         if image is None or not last:

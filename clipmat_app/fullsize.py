@@ -52,8 +52,13 @@ def upsample_matte(alpha: np.ndarray, original: np.ndarray) -> np.ndarray:
         coeffs = np.dstack([a, b[..., None]])[r0 - s0 : r1 - s0]
         map_x = np.broadcast_to(xs[None, :], (bottom - top, width))
         map_y = np.broadcast_to((ys - r0)[:, None], (bottom - top, width))
-        up = cv2.remap(coeffs, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y),
-                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        up = cv2.remap(
+            coeffs,
+            np.ascontiguousarray(map_x),
+            np.ascontiguousarray(map_y),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         values = (up[..., :3] * (original[top:bottom].astype(np.float32) / 255.0)).sum(axis=-1)
         values = np.clip(values + up[..., 3], 0.0, 1.0)
         out[top:bottom] = np.round(values * np.float32(65535.0)).astype(np.uint16)

@@ -83,6 +83,9 @@ def _corrections(matte: Matte) -> str:
         parts.append(f"candidate #{matte.prompts.candidate} picked")
     count = len(matte.result.candidates)
     if count > 1:
-        parts.append(f"{count} candidates below" if count <= STRIP_SIZE else
-                     f"{count} candidates (the first {STRIP_SIZE} below)")  # fmt: skip
+        parts.append(
+            f"{count} candidates below"
+            if count <= STRIP_SIZE
+            else f"{count} candidates (the first {STRIP_SIZE} below)"
+        )
     return "".join(f" · {p}" for p in parts)

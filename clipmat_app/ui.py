@@ -86,8 +86,15 @@ class Widgets:
     @property
     def matte_outputs(self) -> list[Any]:
         """What /matte returns (the state last)."""
-        return [self.matte_img, self.overlay_img, self.status, self.cutout_btn, self.matte_btn,
-                self.candidates, self.last]  # fmt: skip
+        return [
+            self.matte_img,
+            self.overlay_img,
+            self.status,
+            self.cutout_btn,
+            self.matte_btn,
+            self.candidates,
+            self.last,
+        ]
 
     @property
     def prompt_outputs(self) -> list[Any]:

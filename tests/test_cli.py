@@ -23,8 +23,17 @@ from clipmat.predictors.loading import load_predictor
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "miniworld_furballs.jpg"
 OTHER_PHOTO = ROOT / "examples" / "photo_cat.jpg"
-EXPECTED_VERBS = {"matte", "batch", "app", "train", "evaluate", "download", "push", "generate",
-                  "figure"}  # fmt: skip
+EXPECTED_VERBS = {
+    "matte",
+    "batch",
+    "app",
+    "train",
+    "evaluate",
+    "download",
+    "push",
+    "generate",
+    "figure",
+}
 OLD_SCRIPTS = re.compile(r"\bclipmat-(app|demo|train|evaluate|batch|download|push|generate)\b")
 
 
@@ -75,8 +84,13 @@ def test_unknown_verb_lists_the_verbs(capsys):
 
 
 def test_python_m_clipmat_is_the_command():
-    done = subprocess.run([sys.executable, "-m", "clipmat", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "clipmat", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage: python -m clipmat ") and "  matte " in done.stdout
 
@@ -87,8 +101,9 @@ def test_importing_the_command_imports_no_app_and_no_editing():
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('gradio', 'clipmat_app', 'editing')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.strip() == "[]", (done.stdout, done.stderr[-2000:])
 
 
@@ -149,8 +164,17 @@ def test_matte_writes_the_phrase_matte_at_the_photo_size(matte8):
 
 def test_matte_reports_one_line_or_json(photo, tmp_path, cached, capsys):
     out = tmp_path / "m.png"
-    args = ["matte", str(photo), _phrase(), "-o", str(out), "--predictor", "mini-world",
-            "--precision", "fp32"]  # fmt: skip
+    args = [
+        "matte",
+        str(photo),
+        _phrase(),
+        "-o",
+        str(out),
+        "--predictor",
+        "mini-world",
+        "--precision",
+        "fp32",
+    ]
     status, stdout, err = run_cli(args, capsys)
     assert status == 0 and stdout == ""
     (line,) = err.strip().splitlines()
@@ -198,8 +222,22 @@ def test_matte_outputs(kind, photo, tmp_path, cached, capsys):
 
 def test_matte_with_a_box_and_no_phrase(photo, tmp_path, cached, capsys):
     out = tmp_path / "box.png"
-    argv = ["matte", str(photo), "", "-o", str(out), "--predictor", "mini-world", "--precision",
-            "fp32", "--box", "20,20,150,180", "--points", "80,100;5,5,-", "--json"]  # fmt: skip
+    argv = [
+        "matte",
+        str(photo),
+        "",
+        "-o",
+        str(out),
+        "--predictor",
+        "mini-world",
+        "--precision",
+        "fp32",
+        "--box",
+        "20,20,150,180",
+        "--points",
+        "80,100;5,5,-",
+        "--json",
+    ]
     status, stdout, err = run_cli(argv, capsys)
     assert status == 0, err
     assert json.loads(stdout)["predictor"] == "box and clicks (no model)"
@@ -215,8 +253,19 @@ def test_matte_reads_the_exif_orientation(photo, tmp_path, cached, capsys):
     exif[0x0112] = 6  # shown turned 90 degrees clockwise: upright it is 200 wide, 256 high
     Image.open(photo).save(rotated, exif=exif, quality=95)
     out = tmp_path / "r.png"
-    argv = ["matte", str(rotated), "", "-o", str(out), "--box", "10,10,190,246",
-            "--predictor", "mini-world", "--precision", "fp32"]  # fmt: skip
+    argv = [
+        "matte",
+        str(rotated),
+        "",
+        "-o",
+        str(out),
+        "--box",
+        "10,10,190,246",
+        "--predictor",
+        "mini-world",
+        "--precision",
+        "fp32",
+    ]
     assert run_cli(argv, capsys)[0] == 0
     assert Image.open(out).size == (200, 256)
 
@@ -351,8 +400,12 @@ def _docs() -> dict[str, str]:
 
 
 def test_the_docs_name_only_verbs_that_exist(capsys):
-    verbs = {name: doc for doc, text in _docs().items() for kind, name in documented(text)
-             if kind == "verb"}  # fmt: skip
+    verbs = {
+        name: doc
+        for doc, text in _docs().items()
+        for kind, name in documented(text)
+        if kind == "verb"
+    }
     assert verbs, "no clipmat or python app.py command line found in README.md and docs/"
     for verb, doc in sorted(verbs.items()):
         status, out, err = run_cli([verb, "--help"] if verb else ["--help"], capsys)

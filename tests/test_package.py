@@ -141,25 +141,39 @@ def installed(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp / "dist"), str(source)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
     site = subprocess.run(
         [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(site, "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheel = next((tmp / "dist").glob("clipmat-*.whl"))
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)]
         if _pip_has_python_option()
         else [py, "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     return venv
 
 
@@ -195,9 +209,23 @@ def test_wheel_works_from_another_folder(installed, tmp_path):
     assert "site-packages/clipmat/weights/miniworld.safetensors" in listed.stdout
     photo = ROOT / "examples" / "miniworld_furballs.jpg"
     matte = subprocess.run(
-        [clipmat, "matte", photo, "the brown and transparent fur ball", "-o", "out/matte.png",
-         "--predictor", "mini-world", "--precision", "fp32", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            clipmat,
+            "matte",
+            photo,
+            "the brown and transparent fur ball",
+            "-o",
+            "out/matte.png",
+            "--predictor",
+            "mini-world",
+            "--precision",
+            "fp32",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert matte.returncode == 0, matte.stderr[-2000:]
     assert '"predictor": "mini-world"' in matte.stdout and (tmp_path / "out/matte.png").is_file()

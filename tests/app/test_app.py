@@ -205,6 +205,7 @@ def test_compute_options_reach_the_pool_and_the_queue(monkeypatch):
     assert cli.resolve_precision("auto", "cpu") == "int8"
     refused.add("int8")  # and a PyTorch build without quantized kernels
     assert cli.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.undo()  # the real checks again
     with pytest.raises(ValueError, match="unknown precision"):
         PredictorPool(precision="fp16")
     pool, name = PredictorPool.from_option(RANDOM_TINY, device="cpu", precision="int8")

@@ -246,8 +246,9 @@ def _fit_lines(full_res: int, steps: int = 50) -> float:
     """IoU on held-out 1-pixel lines of a small MDE + details decoder fitted to them."""
     torch.manual_seed(0)
     ch = (8, 8, 8, 8)
-    extractor = DetailsExtractor(visual_width=8, visual_ch=(4,) * 4, image_ch=(4,) * 4,
-                                 out_ch=ch, full_res_ch=full_res)  # fmt: skip
+    extractor = DetailsExtractor(
+        visual_width=8, visual_ch=(4,) * 4, image_ch=(4,) * 4, out_ch=ch, full_res_ch=full_res
+    )
     decoder = DetailsDecoder(in_ch=ch, channels=ch, skips=True, full_res_ch=full_res)
     optimizer = torch.optim.Adam([*extractor.parameters(), *decoder.parameters()], lr=1e-2)
     tokens = [torch.zeros(8, 2, 8)] * 4  # CLS + a 1x1 grid: the lines are in the image only
