@@ -16,7 +16,7 @@ from clipmat.factory import (
     save_model,
 )
 from clipmat.model.clipmat import CLIPMat, CLIPMatOutput
-from clipmat.predictors.base import Candidate, EncodedImage, MattingResult, Photo, Predictor
+from clipmat.predictors.base import Predictor
 from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.loading import (
     MiniWorldOnlyWarning,
@@ -24,6 +24,7 @@ from clipmat.predictors.loading import (
     list_predictors,
     load_predictor,
 )
+from clipmat.predictors.results import Candidate, EncodedImage, MattingResult, Photo
 from clipmat.pretrained.hub import WeightsNotFoundError
 from clipmat.pretrained.registry import list_pretrained
 from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, load_zeroshot_predictor

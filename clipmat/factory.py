@@ -11,7 +11,7 @@ import torch
 from clipmat.config import CLIPMatConfig
 from clipmat.model.backbone import load_clip_state_dict
 from clipmat.model.clipmat import CLIPMat
-from clipmat.pretrained import hub, registry
+from clipmat.pretrained import hub, registry, weights_io
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_FORMAT = "clipmat-v1"
@@ -87,7 +87,7 @@ def save_model(model: CLIPMat, path: str | Path, *, half: bool = False, **metada
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
-    hub.save_state_dict(state, path, metadata=meta)
+    weights_io.save_state_dict(state, path, metadata=meta)
     return path
 
 
@@ -109,7 +109,7 @@ def load_model_and_metadata(
     path = Path(name_or_path)
     if not path.exists():
         path = hub.resolve_weights(str(name_or_path), allow_download=allow_download)
-    state, meta = hub.load_state_dict(path)
+    state, meta = weights_io.load_state_dict(path)
     if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
         raise ValueError(
             f"{path} is not a CLIPMat checkpoint (no '{CHECKPOINT_FORMAT}' config in its header); "
@@ -150,7 +150,7 @@ def load_clip_pretrained(
     path = Path(source)
     if not path.exists():
         path = hub.resolve_weights(str(source), allow_download=allow_download)
-    state, _ = hub.load_state_dict(path)
+    state, _ = weights_io.load_state_dict(path)
     load_clip_state_dict(model.backbone, state)
     model.apply_freezing()
     return model

@@ -23,9 +23,10 @@ import numpy as np
 
 from clipmat.imageio import load_image
 from clipmat.precision import CPU_PRECISIONS, PRECISIONS, auto_precision, check_device
-from clipmat.predictors.base import SETTINGS, MattingResult, Predictor
+from clipmat.predictors.base import SETTINGS, Predictor
 from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.loading import load_predictor
+from clipmat.predictors.results import MattingResult
 
 PROG = "clipmat matte"
 USAGE_ERROR = 2

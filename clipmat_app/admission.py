@@ -5,7 +5,7 @@ wraps the demo's queue so that, before a job is queued,
 
 - its inputs are checked (photos must be files Gradio received or small ``data:`` URLs, phrases
   short valid text, numbers numbers, switches true or false, clicks, a box and a candidate
-  index in their forms, :mod:`clipmat_app.prompts`); a bad input is answered 422 in Gradio's
+  index in their forms, :mod:`clipmat_app.corrections`); a bad input is answered 422 in Gradio's
   validation format, which the web page shows beside the input and gradio_client raises as a
   ValidationError naming the parameter; trailing inputs whose parameter has a default may be
   left out (as gradio_client leaves them to their defaults), and are filled in with it;
@@ -26,6 +26,7 @@ import gradio as gr
 from fastapi import HTTPException
 
 from clipmat_app.components import PhotoInput
+from clipmat_app.corrections import box_problem, candidate_problem, points_problem
 from clipmat_app.inputs import (
     NOT_AN_UPLOAD,
     data_url_problem,
@@ -33,7 +34,6 @@ from clipmat_app.inputs import (
     upload_folders,
     upload_problem,
 )
-from clipmat_app.prompts import box_problem, candidate_problem, points_problem
 
 PER_SESSION = 4  # pending jobs of one browser tab or API client session
 PER_ADDRESS = 8  # pending jobs of one client address (several tabs, or people behind one NAT)

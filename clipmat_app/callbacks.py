@@ -18,9 +18,11 @@ from typing import Any
 
 import gradio as gr
 
+from clipmat_app.corrections import Corrections
+from clipmat_app.edits import DEFAULT_COLOR, EditSettings
+from clipmat_app.mattes import Matte
 from clipmat_app.pool import PredictorPool
-from clipmat_app.prompts import Prompts
-from clipmat_app.service import DEFAULT_COLOR, EditSettings, Matte, MatteService
+from clipmat_app.service import MatteService
 from clipmat_app.texts import no_predictor_text, predictor_text, status_text
 
 try:  # Hugging Face Spaces with ZeroGPU: matting runs on a GPU lent per call
@@ -67,10 +69,10 @@ def on_gpu(handler: Callable, wanted: bool = True) -> Callable:
     return spaces.GPU(handler) if wanted and spaces is not None else handler
 
 
-def parse_prompts(points: Any, box: Any, candidate: Any) -> Prompts:
+def parse_corrections(points: Any, box: Any, candidate: Any) -> Corrections:
     """The API's clicks, box and candidate, or a ``gr.Error`` that says what is accepted."""
     try:
-        return Prompts.parse(points, box, candidate)
+        return Corrections.parse(points, box, candidate)
     except ValueError as err:
         raise user_error(str(err)) from None
 
@@ -94,7 +96,7 @@ class Callbacks:
         phrase: Any,
         predictor: str,
         refine: Any,
-        prompts: Prompts | None = None,
+        corrections: Corrections | None = None,
         **kw: Any,
     ) -> Matte:
         if not predictor:
@@ -102,7 +104,7 @@ class Callbacks:
         refine = _flag(refine, "refine", False)
         try:
             return self.service.matte(
-                image, phrase, predictor, refine=refine, prompts=prompts, **kw
+                image, phrase, predictor, refine=refine, corrections=corrections, **kw
             )
         except (ValueError, TypeError) as err:
             raise user_error(str(err)) from None
@@ -123,8 +125,8 @@ class Callbacks:
         the state the edit controls read. ``points`` ([[x, y, positive], ...]), ``box``
         ([x0, y0, x1, y1]) and ``candidate`` (an index into the candidates) correct the matte;
         with a box or a positive click the phrase may be empty."""
-        prompts = parse_prompts(points, box, candidate)
-        return self.respond(image, phrase, predictor, refine, prompts, progress=progress)
+        corrections = parse_corrections(points, box, candidate)
+        return self.respond(image, phrase, predictor, refine, corrections, progress=progress)
 
     def ui_matte(
         self,
@@ -139,9 +141,9 @@ class Callbacks:
     ):
         """The page's Matte button and Enter: as /matte, but the downloads (the photo's own
         size) follow in their own event, so the matte is shown first."""
-        prompts = parse_prompts(points, box, candidate)
+        corrections = parse_corrections(points, box, candidate)
         return self.respond(
-            image, phrase, predictor, refine, prompts, downloads=False, progress=progress
+            image, phrase, predictor, refine, corrections, downloads=False, progress=progress
         )
 
     def respond(
@@ -150,7 +152,7 @@ class Callbacks:
         phrase: Any,
         predictor: str,
         refine: Any,
-        prompts: Prompts,
+        corrections: Corrections,
         *,
         downloads: bool = True,
         warn: bool = True,
@@ -159,7 +161,7 @@ class Callbacks:
         """Matte and answer with /matte's outputs (the download buttons empty while their files
         are left for later); ``warn`` shows the notes as pop-ups too."""
         matte = self._matte(
-            image, phrase, predictor, refine, prompts, downloads=downloads, progress=progress
+            image, phrase, predictor, refine, corrections, downloads=downloads, progress=progress
         )
         if warn:
             for note in matte.notes:
@@ -180,7 +182,10 @@ class Callbacks:
             "refine": bool(refine),
             "size": list(matte.own_size),
             "shown": [matte.photo.shape[1], matte.photo.shape[0]],
-            "prompts": {**matte.prompts.as_json(), "candidate": matte.prompts.candidate},
+            "corrections": {
+                **matte.corrections.as_json(),
+                "candidate": matte.corrections.candidate,
+            },
         }
         return (
             str(folder / "matte.png"),
@@ -223,9 +228,14 @@ class Callbacks:
         settings = self._settings(mode, effects, strength, color, background)
         matte = self.service.lookup(last["key"])
         if matte is None:
-            prompts = Prompts.parse(**last.get("prompts", {}))
+            corrections = Corrections.parse(**last.get("corrections", {}))
             matte = self._matte(
-                image, last["phrase"], last["predictor"], last["refine"], prompts, downloads=False
+                image,
+                last["phrase"],
+                last["predictor"],
+                last["refine"],
+                corrections,
+                downloads=False,
             )
         return self._edit_file(matte, settings)
 

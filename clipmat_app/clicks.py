@@ -13,8 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from clipmat_app.callbacks import Callbacks, guarded, on_gpu, parse_prompts, user_error
-from clipmat_app.prompts import MAX_POINTS, Prompts
+from clipmat_app.callbacks import Callbacks, guarded, on_gpu, parse_corrections, user_error
+from clipmat_app.corrections import MAX_POINTS, Corrections
 
 CLICK_MODES = ("add", "remove", "box")
 NO_PHOTO = "upload a photo first, then click on it"
@@ -36,7 +36,7 @@ class ClickCallbacks:
         if image is None:
             return None, None
         try:
-            path, size, shown = self.service.view(image, Prompts())
+            path, size, shown = self.service.view(image, Corrections())
         except (ValueError, TypeError) as err:
             raise user_error(str(err)) from None
         return str(path), {"key": None, "size": list(size), "shown": list(shown)}
@@ -59,25 +59,25 @@ class ClickCallbacks:
         first click sets a corner (shown), the second the opposite one, and it mattes."""
         if image is None or not last:
             raise user_error(NO_PHOTO)
-        prompts = parse_prompts(points, box, candidate)
+        corrections = parse_corrections(points, box, candidate)
         x, y = _position(evt, last)
         if mode == "box":
             if not corner:
-                path, _, _ = self.service.view(image, prompts, (x, y), key=last.get("key"))
+                path, _, _ = self.service.view(image, corrections, (x, y), key=last.get("key"))
                 status = f"Box: first corner at ({x}, {y}); now click the opposite corner."
                 skip = gr.skip()
                 return (skip, str(path), status, *([skip] * 7), [x, y])
-            prompts = dataclasses.replace(prompts, box=_box(corner, (x, y), last["size"]))
+            corrections = dataclasses.replace(corrections, box=_box(corner, (x, y), last["size"]))
         elif mode in ("add", "remove"):
-            if len(prompts.points) >= MAX_POINTS:
+            if len(corrections.points) >= MAX_POINTS:
                 raise user_error(
                     f"at most {MAX_POINTS} clicks; press 'Clear clicks and box' to start again"
                 )
             point = (float(x), float(y), mode == "add")
-            prompts = dataclasses.replace(prompts, points=(*prompts.points, point))
+            corrections = dataclasses.replace(corrections, points=(*corrections.points, point))
         else:
             raise user_error(f"the click mode must be one of {', '.join(CLICK_MODES)}")
-        return self._matte(image, phrase, predictor, refine, prompts)
+        return self._matte(image, phrase, predictor, refine, corrections)
 
     def pick(self, image, refine, last, evt: gr.SelectData):
         """A candidate picked in the strip: matte it instead (the clicks and box cleared)."""
@@ -86,8 +86,8 @@ class ClickCallbacks:
         index = evt.index
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise user_error("pick a candidate in the strip")
-        prompts = Prompts(candidate=index)
-        return self._matte(image, last["phrase"], last["predictor"], refine, prompts)
+        corrections = Corrections(candidate=index)
+        return self._matte(image, last["phrase"], last["predictor"], refine, corrections)
 
     def clear(self, image, phrase, predictor, refine):
         """The clicks, box and pick cleared: the phrase's own matte, or with no phrase the
@@ -98,16 +98,18 @@ class ClickCallbacks:
             view, state = self.preview(image)
             status = "Clicks and box cleared. Type a phrase, or draw a box or click on the object."
             return (None, view, status, None, None, [], state, None, None, None, None)
-        return self._matte(image, phrase, predictor, refine, Prompts())
+        return self._matte(image, phrase, predictor, refine, Corrections())
 
-    def _matte(self, image: Any, phrase: Any, predictor: str, refine: Any, prompts: Prompts):
+    def _matte(
+        self, image: Any, phrase: Any, predictor: str, refine: Any, corrections: Corrections
+    ):
         """Matte again and show it; the downloads follow in their own event (ui.py), so the
         overlay answers first."""
         out = self.cb.respond(
-            image, phrase, predictor, refine, prompts, downloads=False, warn=False
+            image, phrase, predictor, refine, corrections, downloads=False, warn=False
         )
         kept = out[-1][
-            "prompts"
+            "corrections"
         ]  # as matted: the box clipped to the photo, no pick without a phrase
         return (*out, kept["points"] or None, kept["box"], kept["candidate"], None)
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from clipmat.imageio import ImageInputError, limit_size, load_image
-from clipmat.predictors.base import Photo
+from clipmat.predictors.results import Photo
 from clipmat.runtime import fingerprint
 
 MAX_SIDE = 2048  # photos with a longer side are scaled down to it before matting

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 import editing
-from clipmat.predictors.base import MattingResult
+from clipmat.predictors.results import MattingResult
+from clipmat_app.corrections import Corrections
 from clipmat_app.fullsize import write_downloads
-from clipmat_app.prompts import Prompts
-from clipmat_app.views import caption, draw_prompts, overlay, thumbnail
+from clipmat_app.views import caption, draw_corrections, overlay, thumbnail
 
 VIEWS = ("matte", "overlay")  # the files the page shows, at the matted size
 DOWNLOADS = ("cutout", "matte16")  # at the photo's own size
@@ -37,7 +37,7 @@ class Matte:
         edit: the photo and matte with their foreground estimate, for fast edits.
         notes: messages for the user (size policy, phrase, grounding).
         folder: where its files are written.
-        prompts: the clicks, box and candidate it was made with, in the photo's own pixels.
+        corrections: the clicks, box and candidate it was made with, in the photo's own pixels.
         size: (width, height) of the photo at its own size (the downloads' size).
         candidates: the API's rows of the result's candidates (see views.candidate_rows).
         photo_key: the matted photo's content key (clipmat.runtime.fingerprint).
@@ -49,7 +49,7 @@ class Matte:
     edit: editing.MatteEdit
     notes: list[str]
     folder: Path
-    prompts: Prompts = field(default_factory=Prompts)
+    corrections: Corrections = field(default_factory=Corrections)
     size: tuple[int, int] | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     photo_key: str = ""
@@ -118,7 +118,7 @@ class Matte:
             self.file("matte", editing.matte_to_bits(alpha, 8))
             scale_x, scale_y = self.scale
             shown = overlay(self.photo, alpha)
-            self.file("overlay", draw_prompts(shown, self.prompts.scaled(scale_x, scale_y)))
+            self.file("overlay", draw_corrections(shown, self.corrections.scaled(scale_x, scale_y)))
         if not downloads or self._fresh(DOWNLOADS):
             return
         if not self.scaled:

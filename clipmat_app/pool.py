@@ -16,9 +16,10 @@ import torch
 
 from clipmat.factory import create_model
 from clipmat.precision import check_precision
-from clipmat.predictors.base import MattingResult, Photo, Predictor
+from clipmat.predictors.base import Predictor
 from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.loading import auto_choice, list_predictors, load_predictor
+from clipmat.predictors.results import MattingResult, Photo
 from clipmat.pretrained import registry
 
 RANDOM_TINY = "random-tiny"  # developer option: random weights, garbage mattes, instant

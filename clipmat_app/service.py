@@ -20,26 +20,13 @@ import cv2
 import numpy as np
 
 import editing
-from clipmat_app.edits import (  # noqa: F401  (re-exported: the app's edit settings)
-    COLOR_HINT,
-    DEFAULT_COLOR,
-    EFFECTS,
-    MODES,
-    EditSettings,
-    apply_edit,
-)
+from clipmat_app.corrections import Corrections
+from clipmat_app.edits import EditSettings, apply_edit
 from clipmat_app.inputs import MAX_PIXELS, MAX_SIDE, PHRASE_HINT, clean_phrase, read_photo
-from clipmat_app.mattes import FILES, Matte  # noqa: F401  (re-exported)
+from clipmat_app.mattes import Matte
 from clipmat_app.pool import PredictorPool
-from clipmat_app.prompts import Prompts
 from clipmat_app.storage import Storage
-from clipmat_app.views import (  # noqa: F401  (overlay and its colours re-exported)
-    OVERLAY_COLOR,
-    OVERLAY_OPACITY,
-    candidate_rows,
-    draw_prompts,
-    overlay,
-)
+from clipmat_app.views import candidate_rows, draw_corrections, overlay
 from editing.export import write_bytes_atomic
 
 # Mattes computed at once by one service, whatever the endpoint. bench/threads.py on 2 cores,
@@ -105,7 +92,7 @@ class MatteService:
         predictor: str,
         *,
         refine: bool = False,
-        prompts: Prompts | None = None,
+        corrections: Corrections | None = None,
         downloads: bool = True,
         progress: Callable | None = None,
     ) -> Matte:
@@ -113,34 +100,34 @@ class MatteService:
 
         ``refine`` is ``predict``'s: the transition band matted in closed form (False: the
         predictor's own alpha; for the zero-shot predictor, its coarse probability map).
-        ``prompts`` are the user's clicks, box and candidate in the photo's own pixels; with a
+        ``corrections`` are the user's clicks, box and candidate in the photo's own pixels; with a
         box or a positive click the phrase may be empty (matted with no model). ``downloads``
         False writes the views only, leaving the cutout and 16-bit matte for later
         (:meth:`downloads`; an edit needs none). Identical requests at the same time compute
         the matte once; at most ``matte_slots`` mattes are computed at once.
 
         Raises:
-            ValueError / TypeError: for a bad photo, phrase, prompt or predictor, with what is
+            ValueError / TypeError: for a bad photo, phrase, correction or predictor, with what is
                 accepted.
         """
         step = progress or (lambda *a, **k: None)
-        prompts = prompts or Prompts()
-        text, phrase_notes = _phrase(phrase, prompts)
+        corrections = corrections or Corrections()
+        text, phrase_notes = _phrase(phrase, corrections)
         step(0.05, desc="Reading the photo")
         upload = read_photo(
             image, max_side=self.max_side, max_pixels=self.max_pixels, keep_original=downloads
         )
-        prompts = prompts.fitted(*upload.size)
+        corrections = corrections.fitted(*upload.size)
         if not text:  # a box or clicks alone: no model, no candidates
-            prompts = dataclasses.replace(prompts, candidate=None)
-        described = f"{upload.key}|{predictor if text else ''}|{text}|{refine}|{prompts!r}"
+            corrections = dataclasses.replace(corrections, candidate=None)
+        described = f"{upload.key}|{predictor if text else ''}|{text}|{refine}|{corrections!r}"
         key = hashlib.blake2b(described.encode(), digest_size=12).hexdigest()
         with self._exclusive(key):
             matte = self.lookup(key)
             if matte is None:
                 step(0.2, desc=f"Matting '{text}' with {predictor}" if text else "Matting the box")
                 with self._slot():
-                    matte = self._compute(key, upload, text, predictor, refine, prompts)
+                    matte = self._compute(key, upload, text, predictor, refine, corrections)
                     matte.notes[:0] = phrase_notes
                     step(0.7, desc="Estimating the object's colours")
                     matte.write_files(upload.original, downloads=downloads)
@@ -169,12 +156,18 @@ class MatteService:
         return matte
 
     def _compute(
-        self, key: str, upload: Any, text: str, predictor: str, refine: bool, prompts: Prompts
+        self,
+        key: str,
+        upload: Any,
+        text: str,
+        predictor: str,
+        refine: bool,
+        corrections: Corrections,
     ) -> Matte:
         """Run the predictor (or, with no phrase, the box and clicks alone) on ``upload``."""
         width, height = upload.size
         scale_x, scale_y = upload.rgb.shape[1] / width, upload.rgb.shape[0] / height
-        on_photo = prompts.scaled(scale_x, scale_y)
+        on_photo = corrections.scaled(scale_x, scale_y)
         options: dict[str, Any] = {"refine": refine}
         if on_photo.points:
             options["points"] = on_photo.points
@@ -199,7 +192,7 @@ class MatteService:
         rows = candidate_rows(result, scale_x, scale_y)
         folder = self.workdir / key
         return Matte(
-            key, upload.rgb, result, edit, notes, folder, prompts, upload.size, rows, upload.key
+            key, upload.rgb, result, edit, notes, folder, corrections, upload.size, rows, upload.key
         )
 
     @contextmanager
@@ -261,7 +254,7 @@ class MatteService:
     def view(
         self,
         image: Any,
-        prompts: Prompts,
+        corrections: Corrections,
         corner: tuple[float, float] | None = None,
         key: str | None = None,
     ) -> tuple[Path, tuple[int, int], tuple[int, int]]:
@@ -280,9 +273,11 @@ class MatteService:
             base, size, tag = upload.rgb, upload.size, upload.key
         scale_x, scale_y = base.shape[1] / size[0], base.shape[0] / size[1]
         spot = None if corner is None else (corner[0] * scale_x, corner[1] * scale_y)
-        drawn = draw_prompts(base, prompts.scaled(scale_x, scale_y), spot)
+        drawn = draw_corrections(base, corrections.scaled(scale_x, scale_y), spot)
         folder = hashlib.blake2b(tag.encode(), digest_size=8).hexdigest()
-        name = hashlib.blake2b(f"{tag}|{prompts!r}|{corner!r}".encode(), digest_size=8).hexdigest()
+        name = hashlib.blake2b(
+            f"{tag}|{corrections!r}|{corner!r}".encode(), digest_size=8
+        ).hexdigest()
         path = self.workdir / f"view-{folder}" / f"{name}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         ok, encoded = cv2.imencode(".jpg", drawn[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -316,11 +311,11 @@ class MatteService:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _phrase(phrase: Any, prompts: Prompts) -> tuple[str, list[str]]:
+def _phrase(phrase: Any, corrections: Corrections) -> tuple[str, list[str]]:
     """The phrase read (see clean_phrase) and its notes; an empty phrase is allowed, as "",
-    when the prompts say where the object is (a box or a positive click)."""
+    when the corrections say where the object is (a box or a positive click)."""
     if phrase is None or (isinstance(phrase, str) and not phrase.strip()):
-        if prompts.locate:
+        if corrections.locate:
             return "", []
         raise ValueError(EMPTY_PHRASE)
     return clean_phrase(phrase)

@@ -59,7 +59,7 @@ def status_text(matte: Matte) -> str:
         head += _corrections(matte)
     else:
         what = {(True, False): "box", (False, True): "clicks", (True, True): "box and clicks"}
-        given = what[(matte.prompts.box is not None, bool(matte.prompts.points))]
+        given = what[(matte.corrections.box is not None, bool(matte.corrections.points))]
         head = (
             f"**Matted from the {given} alone** (no phrase, no model: graph cut, then "
             f"closed-form matting) on a {w}x{h} photo in {r.seconds:.2f} s"
@@ -76,11 +76,11 @@ def status_text(matte: Matte) -> str:
 def _corrections(matte: Matte) -> str:
     """ " · 2 clicks, a box · candidate #1 picked · 3 candidates below", as they apply."""
     parts = []
-    described = matte.prompts.describe()
+    described = matte.corrections.describe()
     if described:
         parts.append(described)
-    if matte.prompts.candidate is not None:
-        parts.append(f"candidate #{matte.prompts.candidate} picked")
+    if matte.corrections.candidate is not None:
+        parts.append(f"candidate #{matte.corrections.candidate} picked")
     count = len(matte.result.candidates)
     if count > 1:
         parts.append(

@@ -21,9 +21,10 @@ from clipmat_app.admission import Admission
 from clipmat_app.callbacks import Callbacks
 from clipmat_app.clicks import ClickCallbacks
 from clipmat_app.components import PhotoInput
+from clipmat_app.edits import EFFECTS
 from clipmat_app.inputs import MAX_PHRASE_INPUT, load_examples
 from clipmat_app.pool import PredictorPool
-from clipmat_app.service import EFFECTS, MATTE_CONCURRENCY, MatteService
+from clipmat_app.service import MATTE_CONCURRENCY, MatteService
 from clipmat_app.texts import no_predictor_text, predictor_text, predictors_table
 
 EDIT_CONCURRENCY = 4  # edits are compositing (an edit that must matte first takes a matte slot)
@@ -70,7 +71,7 @@ class Widgets:
     cutout_btn: Any
     matte_btn: Any
     click_mode: Any
-    clear_prompts: Any
+    clear_corrections: Any
     strip: Any
     points: Any
     box: Any
@@ -97,7 +98,7 @@ class Widgets:
         ]
 
     @property
-    def prompt_outputs(self) -> list[Any]:
+    def correction_outputs(self) -> list[Any]:
         """What a correction on the page returns: /matte's outputs and the corrections."""
         return [*self.matte_outputs, self.points, self.box, self.candidate, self.corner]
 
@@ -125,7 +126,7 @@ def build_demo(
                 _examples(inputs["image"], inputs["phrase"])
         with gr.Accordion("Predictors on this machine", open=False):
             gr.Markdown(predictors_table(pool))
-        widgets = Widgets(**inputs, **outputs, **_prompt_fields())
+        widgets = Widgets(**inputs, **outputs, **_correction_fields())
         _wire(widgets, callbacks)
         _wire_corrections(widgets, callbacks, ClickCallbacks(callbacks))
     demo.queue(default_concurrency_limit=EDIT_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
@@ -236,8 +237,8 @@ def _correction_controls() -> dict[str, Any]:
             elem_id="click-mode",
             scale=3,
         )
-        clear_prompts = gr.Button(
-            "Clear clicks and box", size="sm", elem_id="clear-prompts", scale=1, min_width=120
+        clear_corrections = gr.Button(
+            "Clear clicks and box", size="sm", elem_id="clear-corrections", scale=1, min_width=120
         )
     strip = gr.Gallery(
         label="Candidates: pick one to matte it instead",
@@ -248,10 +249,10 @@ def _correction_controls() -> dict[str, Any]:
         visible=False,
         elem_id="strip",
     )
-    return dict(click_mode=click_mode, clear_prompts=clear_prompts, strip=strip)
+    return dict(click_mode=click_mode, clear_corrections=clear_corrections, strip=strip)
 
 
-def _prompt_fields() -> dict[str, Any]:
+def _correction_fields() -> dict[str, Any]:
     """Hidden fields: the corrections (inputs of /matte, in the photo's own pixels), the
     candidates (an output of /matte), a box's first corner and the last matte's state."""
     return dict(
@@ -352,7 +353,7 @@ def _then_views(event: Any, w: Widgets, cb: Callbacks) -> None:
 def _wire_corrections(w: Widgets, cb: Callbacks, clicks: ClickCallbacks) -> None:
     """Clicks on the overlay, picks in the strip, clearing them; a new photo shown at once."""
     correction = dict(
-        outputs=w.prompt_outputs,
+        outputs=w.correction_outputs,
         show_progress="minimal",  # the overlay stays in view while it is matted again
         api_visibility="private",
         concurrency_limit=cb.service.matte_slots,
@@ -363,7 +364,7 @@ def _wire_corrections(w: Widgets, cb: Callbacks, clicks: ClickCallbacks) -> None
     _then_views(w.overlay_img.select(clicks.click, click_inputs, **correction), w, cb)
     _then_views(w.strip.select(clicks.pick, [w.image, w.refine, w.last], **correction), w, cb)
     clear_inputs = [w.image, w.phrase, w.predictor, w.refine]
-    _then_views(w.clear_prompts.click(clicks.clear, clear_inputs, **correction), w, cb)
+    _then_views(w.clear_corrections.click(clicks.clear, clear_inputs, **correction), w, cb)
     # A pick belongs to one phrase and predictor: typing or switching forgets it.
     for control in (w.phrase, w.predictor):
         control.change(None, None, w.candidate, js="() => null", queue=False)

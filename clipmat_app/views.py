@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from clipmat_app.prompts import MAX_CANDIDATE, Prompts
+from clipmat_app.corrections import MAX_CANDIDATE, Corrections
 
 OVERLAY_COLOR = (255, 48, 112)  # tint of the matted object in the overlay view
 OVERLAY_OPACITY = 0.55
@@ -42,8 +42,8 @@ def marker_radius(height: int, width: int) -> int:
     return max(4, round(max(height, width) / 60))
 
 
-def draw_prompts(
-    image: np.ndarray, prompts: Prompts, corner: tuple[float, float] | None = None
+def draw_corrections(
+    image: np.ndarray, corrections: Corrections, corner: tuple[float, float] | None = None
 ) -> np.ndarray:
     """``image`` with the clicks (green dots add, red dots remove), the box and a box's first
     corner drawn on it; coordinates in ``image``'s pixels. Returns a new array."""
@@ -51,8 +51,8 @@ def draw_prompts(
     height, width = out.shape[:2]
     radius = marker_radius(height, width)
     line = max(1, radius // 3)
-    if prompts.box is not None:
-        x0, y0, x1, y1 = (round(v) for v in prompts.box)
+    if corrections.box is not None:
+        x0, y0, x1, y1 = (round(v) for v in corrections.box)
         corners = (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1))
         cv2.rectangle(out, *corners, (0, 0, 0), line + 2, cv2.LINE_AA)
         cv2.rectangle(out, *corners, BOX_COLOR, line, cv2.LINE_AA)
@@ -62,7 +62,7 @@ def draw_prompts(
             ends = (cx - dx, cy - dy), (cx + dx, cy + dy)
             cv2.line(out, *ends, (0, 0, 0), line + 2, cv2.LINE_AA)
             cv2.line(out, *ends, BOX_COLOR, line, cv2.LINE_AA)
-    for x, y, positive in prompts.points:
+    for x, y, positive in corrections.points:
         centre = (round(x), round(y))
         cv2.circle(out, centre, radius + line, OUTLINE, -1, cv2.LINE_AA)
         cv2.circle(out, centre, radius, ADD_COLOR if positive else REMOVE_COLOR, -1, cv2.LINE_AA)

@@ -309,7 +309,7 @@ class CLIPBackbone(nn.Module):
             if keep_residual:
                 out = x + last.ls_1(out)
                 out = out + last.ls_2(last.mlp(last.ln_2(out)))
-        out = visual.ln_post(out[:, 1:])
+        out = visual.ln_post(out[:, 1:].to(x.dtype))  # bf16 towers: the norm in fp32
         if visual.proj is not None:
             out = out @ visual.proj
         return out.reshape(images.shape[0], grid[0], grid[1], -1)
@@ -339,16 +339,22 @@ def _last_block_attention(block: nn.Module, x: torch.Tensor, attention: str) -> 
     """The attention branch of a block with training-free attention, ``out_proj`` included.
 
     Args:
-        block: an open_clip ``ResidualAttentionBlock`` (its ``attn`` an ``nn.MultiheadAttention``).
+        block: an open_clip ``ResidualAttentionBlock``; its ``attn`` an ``nn.MultiheadAttention``
+            or what :mod:`clipmat.precision` puts in its place (``in_proj`` and ``out_proj``
+            modules: fp32, bf16 or int8 linear layers).
         x: (B, N, D) tokens after ``ln_1``.
         attention: "qq" softmax(q q^T / sqrt(d)) v; "csa" (softmax(q q^T / sqrt(d)) +
             softmax(k k^T / sqrt(d))) v; "value" v (every token attends only to itself).
 
     Returns:
-        (B, N, D).
+        (B, N, D), in the dtype of the projections' output (bf16 for bf16 towers).
     """
     attn = block.attn
-    q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    if isinstance(getattr(attn, "in_proj", None), nn.Module):  # a converted attention
+        qkv = attn.in_proj(x)
+    else:
+        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.chunk(3, dim=-1)
     if attention == "value":
         return attn.out_proj(v)
     q, k, v = (t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2) for t in (q, k, v))

@@ -1,4 +1,5 @@
-"""The CPU paths: CLIPMat's CLIP towers in bf16, int8 or ONNX Runtime (``apply_precision``).
+"""The CPU paths: CLIP towers in bf16, int8 or ONNX Runtime (``apply_precision``), a
+CLIPMat's or a bare CLIPBackbone's (the zero-shot predictor's).
 
 ``paths`` chooses and checks a precision and converts a model; ``layers`` holds the layers the
 paths put in (fused self-attention, bf16 linear layers, the QuickGELU fold); ``onnx_tower`` runs
@@ -14,6 +15,7 @@ from clipmat.precision.paths import (
     auto_precision,
     check_device,
     check_precision,
+    convert_towers,
     precision_of,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "auto_precision",
     "check_device",
     "check_precision",
+    "convert_towers",
     "native_bf16",
     "precision_of",
 ]

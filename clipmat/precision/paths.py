@@ -1,4 +1,10 @@
-"""Faster CPU paths for CLIPMat's CLIP towers: ``apply_precision(model, "bf16"|"int8"|"onnx")``.
+"""Faster CPU paths for CLIP towers: ``apply_precision(model, "bf16"|"int8"|"onnx")``.
+
+``model`` is a CLIPMat or a bare :class:`~clipmat.model.backbone.CLIPBackbone` (what the
+zero-shot predictor holds): both get their towers from the one conversion,
+:func:`convert_towers`. A backbone takes "bf16" and "int8"; "onnx" exports the blocks a CLIPMat
+reads, up to its last feature level, so it is refused for a backbone whose dense and pooled
+readings need every block.
 
 - "fp32": the model as it is (the default).
 - "bf16": on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX, see :func:`native_bf16`),
@@ -38,6 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from clipmat.model.backbone import CLIPBackbone
 from clipmat.model.clipmat import CLIPMat
 from clipmat.precision.layers import (
     Bf16Linear,
@@ -107,18 +114,22 @@ def check_device(precision: str, device: Any) -> None:
         )
 
 
+Convertible = CLIPMat | CLIPBackbone
+
+
 def apply_precision(
-    model: CLIPMat,
+    model: Convertible,
     precision: str = "fp32",
     *,
     inplace: bool = False,
     cache_dir: str | Path | None = None,
     threads: int | None = None,
-) -> CLIPMat:
+) -> Convertible:
     """``model`` with its CLIP towers at ``precision`` (see the module's docstring).
 
     Args:
-        model: a CLIPMat on the CPU, e.g. from :func:`clipmat.create_model`.
+        model: a CLIPMat (e.g. from :func:`clipmat.create_model`) or a CLIPBackbone (the
+            zero-shot predictor's), on the CPU.
         precision: one of ``PRECISIONS``; "fp32" returns ``model`` itself.
         inplace: change ``model`` itself instead of a copy (saves the copy's memory).
         cache_dir: "onnx" only: keep the exported, quantized tower here (named by a hash of its
@@ -130,37 +141,65 @@ def apply_precision(
 
     Raises:
         ValueError: an unknown precision, a missing package (saying what to install), a model
-            that is not on the CPU or whose towers were converted already.
+            that is not on the CPU or whose towers were converted already, "onnx" for a
+            backbone.
     """
     check_precision(precision)
     if precision == "fp32":
         return model
-    if model.device.type != "cpu":
+    backbone = _backbone(model)
+    device = next(backbone.clip.parameters()).device
+    if device.type != "cpu":
+        raise ValueError(f"precision {precision!r} runs on the CPU only; the model is on {device}")
+    if precision == "onnx" and not isinstance(model, CLIPMat):
         raise ValueError(
-            f"precision {precision!r} runs on the CPU only; the model is on {model.device}"
+            "precision 'onnx' exports a CLIPMat's image blocks up to its last feature level; "
+            "the zero-shot predictor's dense and pooled readings need every block: use 'int8' "
+            "or 'bf16'"
         )
     if precision_of(model) != "fp32" or any(
-        isinstance(m, SelfAttention) for m in model.backbone.clip.modules()
+        isinstance(m, SelfAttention) for m in backbone.clip.modules()
     ):
         raise ValueError("the model's towers were converted already; start from the fp32 model")
     if not inplace:
         model = copy.deepcopy(model)
+        backbone = _backbone(model)
     model.eval().requires_grad_(False)
-    clip = model.backbone.clip
-    _channels_last(model)
+    if isinstance(model, CLIPMat):
+        _channels_last(model)
     if precision in ("bf16", "int8"):
-        for tower in (clip.visual.transformer, clip.transformer):
-            replace_attention(tower)
-            if precision == "bf16":
-                fold_quick_gelu(tower)
-                replace_linear_bf16(tower)
-            else:
-                _quantize_linear(tower)
+        convert_towers(backbone, precision)
     else:
-        clip.visual.transformer = export_image_tower(
+        backbone.clip.visual.transformer = export_image_tower(
             model, cache_dir=cache_dir, threads=threads or torch.get_num_threads()
         )
     return model
+
+
+def convert_towers(backbone: CLIPBackbone, precision: str) -> None:
+    """Both towers of ``backbone`` at "bf16" or "int8", in place: every attention rewritten
+    as :class:`SelfAttention`, then (bf16) QuickGELU folded and every linear layer in bf16, or
+    (int8) every linear layer quantized dynamically. The one conversion of CLIPMat's and the
+    zero-shot predictor's towers; the caller checks the precision and the device."""
+    if precision not in ("bf16", "int8"):
+        raise ValueError(f"convert_towers converts to 'bf16' or 'int8', not {precision!r}")
+    clip = backbone.clip
+    for tower in (clip.visual.transformer, clip.transformer):
+        replace_attention(tower)
+        if precision == "bf16":
+            fold_quick_gelu(tower)
+            replace_linear_bf16(tower)
+        else:
+            _quantize_linear(tower)
+
+
+def _backbone(model: Convertible) -> CLIPBackbone:
+    """The CLIP towers' holder: a CLIPMat's backbone, or the backbone itself."""
+    if isinstance(model, CLIPMat):
+        return model.backbone
+    if isinstance(model, CLIPBackbone):
+        return model
+    raise TypeError(f"expected a CLIPMat or a CLIPBackbone, got {type(model).__name__}")
 
 
 def _channels_last(model: CLIPMat) -> None:
@@ -172,9 +211,10 @@ def _channels_last(model: CLIPMat) -> None:
     model.image_layout = torch.channels_last
 
 
-def precision_of(model: CLIPMat) -> str:
-    """The precision :func:`apply_precision` gave ``model``'s towers ("fp32" if none)."""
-    clip = model.backbone.clip
+def precision_of(model: Convertible) -> str:
+    """The precision :func:`apply_precision` gave ``model``'s towers ("fp32" if none); ``model``
+    is a CLIPMat or a CLIPBackbone."""
+    clip = _backbone(model).clip
     if isinstance(clip.visual.transformer, OnnxImageTower):
         return "onnx"
     for m in clip.modules():

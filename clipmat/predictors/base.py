@@ -21,10 +21,7 @@ import torch
 
 from clipmat.phrases import infer_setting
 from clipmat.predictors import corrections
-from clipmat.predictors.corrections import PROMPT_ONLY  # noqa: F401  (re-exported)
-from clipmat.predictors.results import (  # noqa: F401  (re-exported: the interface's types)
-    UNSURE_BELOW,
-    Candidate,
+from clipmat.predictors.results import (
     EncodedImage,
     F,
     MattingResult,

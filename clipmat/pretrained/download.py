@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from clipmat.pretrained import hub, registry
+from clipmat.pretrained import hub, registry, weights_io
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -55,8 +55,8 @@ def fetch(name: str, target_dir: Path | None = None) -> Path:
     if path.suffix == target.suffix:
         shutil.copyfile(path, target)
     else:
-        state, metadata = hub.load_state_dict(path)
-        hub.save_state_dict(state, target, metadata={**metadata, "source": str(path)})
+        state, metadata = weights_io.load_state_dict(path)
+        weights_io.save_state_dict(state, target, metadata={**metadata, "source": str(path)})
     return target
 
 
@@ -86,7 +86,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         return EXIT_USAGE
     try:
         path = fetch(args.name, args.dir)
-    except (hub.WeightsNotFoundError, hub.WeightsChecksumError, hub.WeightsCorruptError) as err:
+    except (
+        hub.WeightsNotFoundError,
+        weights_io.WeightsChecksumError,
+        weights_io.WeightsCorruptError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         if not hub.downloads_allowed():
             print(f"note: {hub.OFFLINE_ENV} is set; unset it to download.", file=sys.stderr)

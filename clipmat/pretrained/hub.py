@@ -14,14 +14,7 @@ from pathlib import Path
 
 from clipmat.pretrained import remote
 from clipmat.pretrained.registry import CLIPMAT, HUB_REPO_ENV, WeightSpec, get_weight_spec
-from clipmat.pretrained.weights_io import (  # noqa: F401  (re-exported)
-    WeightsChecksumError,
-    WeightsCorruptError,
-    load_state_dict,
-    save_state_dict,
-    sha256_file,
-    verify_sha256,
-)
+from clipmat.pretrained.weights_io import verify_sha256
 
 WEIGHTS_DIR_ENV = "CLIPMAT_WEIGHTS_DIR"
 OFFLINE_ENV = "HF_HUB_OFFLINE"
@@ -170,9 +163,7 @@ def _not_found_message(spec: WeightSpec, tried: list[str]) -> str:
             "package or restore the file from version control (`git checkout -- weights/`)."
         )
     elif spec.contents == CLIPMAT and spec.hub_repo_env is None:
-        lines.append(
-            f"  - With network access, run once: clipmat download {spec.name}"
-        )
+        lines.append(f"  - With network access, run once: clipmat download {spec.name}")
     elif spec.contents == CLIPMAT:
         lines.append(
             "  - No trained CLIPMat weights have been published yet. Train them with "

@@ -27,7 +27,7 @@ from clipmat.config import CLIPMatConfig
 from clipmat.data.miniworld import MiniWorld
 from clipmat.factory import get_model_config
 from clipmat.model.backbone import CLIP_MEAN, CLIP_STD, create_clip
-from clipmat.pretrained import hub
+from clipmat.pretrained import weights_io
 
 
 def _to_images(images: list[np.ndarray]) -> torch.Tensor:
@@ -177,7 +177,7 @@ def _save_clip(
         "data": "mini-world train split",
         "keyword_accuracy": f"{accuracy:.4f}",
     }
-    return hub.save_state_dict(clip.state_dict(), out, metadata=meta)
+    return weights_io.save_state_dict(clip.state_dict(), out, metadata=meta)
 
 
 def pretrain_clip(
@@ -215,7 +215,7 @@ def pretrain_clip(
     torch.manual_seed(seed)
     clip = create_clip(cfg.clip).train()
     if init is not None:
-        clip.load_state_dict(hub.load_state_dict(init)[0])
+        clip.load_state_dict(weights_io.load_state_dict(init)[0])
     context = int(cfg.clip.text.get("context_length", 77))
     opt = _optimizer(clip, lr, weight_decay)
     loss_fn = ClipLoss()

@@ -8,7 +8,7 @@ from typing import Any
 
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.model.backbone import CLIPBackbone, load_clip_state_dict
-from clipmat.pretrained import hub, registry
+from clipmat.pretrained import hub, registry, weights_io
 from clipmat.zeroshot.config import ZeroShotConfig
 from clipmat.zeroshot.predictor import ZeroShotPredictor
 from clipmat.zeroshot.windows import CLEARCLIP
@@ -57,7 +57,7 @@ def load_clip_backbone(
     Raises:
         ValueError: when the towers' config is unknown or the weights do not fit it.
     """
-    state, meta = hub.load_state_dict(path)
+    state, meta = weights_io.load_state_dict(path)
     if towers is None and "clip" in meta:
         towers = CLIPTowersConfig(**json.loads(meta["clip"]))
     if any(k.startswith(_CLIPMAT_PREFIX) for k in state):

@@ -28,14 +28,15 @@ import torch
 
 from clipmat import refine
 from clipmat.model.backbone import CLIPBackbone
-from clipmat.predictors.base import (
+from clipmat.predictors.base import Predictor
+from clipmat.predictors.results import (
     EncodedImage,
     MattingResult,
     Photo,
     PredictOptions,
-    Predictor,
+    apply_choice,
+    make_candidate,
 )
-from clipmat.predictors.results import apply_choice, make_candidate
 from clipmat.runtime import LRUCache, autocast
 from clipmat.transforms import model_input_size, to_model_input
 from clipmat.zeroshot import dense, prompts, windows

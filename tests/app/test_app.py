@@ -25,10 +25,12 @@ from clipmat.precision import paths as precision_paths
 from clipmat.predictors.loading import PredictorStatus
 from clipmat_app import cli, texts, ui
 from clipmat_app import pool as app_pool
+from clipmat_app.edits import EditSettings, apply_edit
 from clipmat_app.fullsize import upsample_matte
 from clipmat_app.inputs import clean_phrase, load_examples, read_photo
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
-from clipmat_app.service import EditSettings, MatteService, apply_edit, overlay
+from clipmat_app.service import MatteService
+from clipmat_app.views import overlay
 
 ROOT = Path(__file__).resolve().parents[2]
 

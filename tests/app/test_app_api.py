@@ -16,8 +16,9 @@ import editing
 from clipmat.imageio import load_image
 from clipmat_app.inputs import read_photo
 from clipmat_app.pool import RANDOM_TINY, PredictorPool, create_random_tiny
-from clipmat_app.service import MatteService, overlay
+from clipmat_app.service import MatteService
 from clipmat_app.ui import build_demo
+from clipmat_app.views import overlay
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

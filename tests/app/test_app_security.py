@@ -24,9 +24,9 @@ from PIL import Image
 
 from clipmat_app.admission import Admission
 from clipmat_app.components import PhotoInput
+from clipmat_app.corrections import BOX_HINT, CANDIDATE_HINT, MAX_POINTS, POINTS_HINT
 from clipmat_app.inputs import NOT_AN_UPLOAD, clean_phrase, read_photo, upload_folders
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
-from clipmat_app.prompts import BOX_HINT, CANDIDATE_HINT, MAX_POINTS, POINTS_HINT
 from clipmat_app.service import MatteService
 from clipmat_app.ui import build_demo
 

@@ -199,7 +199,7 @@ def test_a_box_drawn_with_no_phrase_gives_a_matte(mini_page):
     around the wedge: the box alone gives its matte, and the status line says so."""
     page = mini_page
     wedge, _ = _object(2)
-    page.locator("#clear-prompts").click()
+    page.locator("#clear-corrections").click()
     page.locator("#phrase textarea").fill("")
     page.get_by_label("Box corners").check()
     ys, xs = np.nonzero(wedge)

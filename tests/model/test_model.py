@@ -159,9 +159,11 @@ def test_save_load_round_trip(tiny_model, tmp_path):
 
 def test_checkpoint_of_another_config_is_refused(tiny_model, tmp_path):
     path = clipmat.save_model(tiny_model, tmp_path / "tiny.safetensors")
-    state, meta = clipmat.pretrained.hub.load_state_dict(path)
+    state, meta = clipmat.pretrained.weights_io.load_state_dict(path)
     del state["popup.cross_attn.in_proj_weight"]
-    clipmat.pretrained.hub.save_state_dict(state, tmp_path / "broken.safetensors", metadata=meta)
+    clipmat.pretrained.weights_io.save_state_dict(
+        state, tmp_path / "broken.safetensors", metadata=meta
+    )
     with pytest.raises(ValueError, match="missing keys"):
         clipmat.load_model(tmp_path / "broken.safetensors")
 
@@ -178,7 +180,7 @@ def test_clip_weights_load_with_positional_interpolation(tmp_path):
     donor = clipmat.create_model(small)
     state = donor.backbone.clip.state_dict()
     assert state["visual.positional_embedding"].shape[0] == 1 + 8 * 8
-    clipmat.pretrained.hub.save_state_dict(state, tmp_path / "clip.safetensors")
+    clipmat.pretrained.weights_io.save_state_dict(state, tmp_path / "clip.safetensors")
     model = clipmat.create_model("clipmat-tiny")
     clipmat.load_clip_pretrained(model, tmp_path / "clip.safetensors")
     got = model.backbone.clip.state_dict()
@@ -189,7 +191,7 @@ def test_clip_weights_load_with_positional_interpolation(tmp_path):
     )
     assert not model.backbone.clip.transformer.resblocks[0].attn.in_proj_weight.requires_grad
     del state["visual.conv1.weight"]
-    clipmat.pretrained.hub.save_state_dict(state, tmp_path / "bad.safetensors")
+    clipmat.pretrained.weights_io.save_state_dict(state, tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="missing keys"):
         clipmat.load_clip_pretrained(model, tmp_path / "bad.safetensors")
 

@@ -10,8 +10,8 @@ import torch
 from clipmat import interactive, metrics
 from clipmat.model.clipmat import CLIPMatOutput
 from clipmat.predictors import corrections
-from clipmat.predictors.base import PROMPT_ONLY
 from clipmat.predictors.clipmat import CANDIDATE_LEVEL, semantic_candidates
+from clipmat.predictors.corrections import PROMPT_ONLY
 
 
 def _disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:

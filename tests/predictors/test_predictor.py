@@ -11,7 +11,7 @@ from PIL import Image
 
 import clipmat
 from clipmat.phrases import infer_setting
-from clipmat.predictors.base import check_box, check_points
+from clipmat.predictors.results import check_box, check_points
 
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -206,7 +206,7 @@ def test_checksum_verified_and_mismatch_named(isolated, monkeypatch):
     assert hub.resolve_weights("test.weights").name == "test_weights.safetensors"
     bad = "0" * 64
     _register(monkeypatch, sha256=bad)
-    with pytest.raises(hub.WeightsChecksumError) as info:
+    with pytest.raises(weights_io.WeightsChecksumError) as info:
         hub.resolve_weights("test.weights")
     message = str(info.value)
     assert "test_weights.safetensors" in message and bad in message and good in message
@@ -219,15 +219,15 @@ def test_checksum_is_cached_per_size_and_mtime(tmp_path, monkeypatch):
     real = weights_io.sha256_file
     monkeypatch.setattr(weights_io, "sha256_file", lambda p: calls.append(p) or real(p))
     digest = hashlib.sha256(b"abc").hexdigest()
-    hub.verify_sha256(path, digest)
-    hub.verify_sha256(path, digest)
+    weights_io.verify_sha256(path, digest)
+    weights_io.verify_sha256(path, digest)
     assert len(calls) == 1
     path.write_bytes(b"abd")
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
-    with pytest.raises(hub.WeightsChecksumError):
-        hub.verify_sha256(path, digest)
+    with pytest.raises(weights_io.WeightsChecksumError):
+        weights_io.verify_sha256(path, digest)
     assert len(calls) == 2
-    assert hub.sha256_file(path) == hashlib.sha256(b"abd").hexdigest()
+    assert weights_io.sha256_file(path) == hashlib.sha256(b"abd").hexdigest()
 
 
 def test_url_download_verifies_and_leaves_no_partial_file(tmp_path, isolated, monkeypatch):
@@ -241,7 +241,7 @@ def test_url_download_verifies_and_leaves_no_partial_file(tmp_path, isolated, mo
     assert got == isolated / "test_weights.safetensors" and got.read_bytes() == b"hosted weights"
     got.unlink()
     _register(monkeypatch, url=source.as_uri(), sha256="f" * 64)
-    with pytest.raises(hub.WeightsChecksumError):
+    with pytest.raises(weights_io.WeightsChecksumError):
         hub.resolve_weights("test.weights", allow_download=True)
     assert list(isolated.iterdir()) == []
 
@@ -249,12 +249,14 @@ def test_url_download_verifies_and_leaves_no_partial_file(tmp_path, isolated, mo
 def test_save_load_round_trip_with_metadata_and_dtype(tmp_path):
     state = _state()
     state["tied"] = state["a.weight"]  # shares memory: stored as its own copy
-    path = hub.save_state_dict(state, tmp_path / "sub" / "m.safetensors", {"config": '{"w": 8}'})
-    loaded, meta = hub.load_state_dict(path)
+    path = weights_io.save_state_dict(
+        state, tmp_path / "sub" / "m.safetensors", {"config": '{"w": 8}'}
+    )
+    loaded, meta = weights_io.load_state_dict(path)
     assert set(loaded) == set(state) and meta == {"config": '{"w": 8}'}
     assert all(torch.equal(loaded[k], state[k]) for k in state)
-    half, _ = hub.load_state_dict(
-        hub.save_state_dict(_state(), tmp_path / "h.safetensors", dtype=torch.float16)
+    half, _ = weights_io.load_state_dict(
+        weights_io.save_state_dict(_state(), tmp_path / "h.safetensors", dtype=torch.float16)
     )
     assert half["a.weight"].dtype == torch.float16
     assert not list(tmp_path.glob("**/*.part"))
@@ -262,9 +264,9 @@ def test_save_load_round_trip_with_metadata_and_dtype(tmp_path):
 
 def test_save_rejects_bad_metadata_and_values(tmp_path):
     with pytest.raises(TypeError, match="str to str"):
-        hub.save_state_dict(_state(), tmp_path / "m.safetensors", {"config": {"w": 8}})
+        weights_io.save_state_dict(_state(), tmp_path / "m.safetensors", {"config": {"w": 8}})
     with pytest.raises(TypeError, match="expected a torch.Tensor"):
-        hub.save_state_dict({"x": [1, 2]}, tmp_path / "m.safetensors")
+        weights_io.save_state_dict({"x": [1, 2]}, tmp_path / "m.safetensors")
 
 
 def test_load_pickled_weights_only(tmp_path):
@@ -272,7 +274,7 @@ def test_load_pickled_weights_only(tmp_path):
     torch.save(_state(), plain)
     torch.save({"state_dict": _state(), "epoch": 3}, wrapped)
     for path in (plain, wrapped):
-        state, meta = hub.load_state_dict(path)
+        state, meta = weights_io.load_state_dict(path)
         assert set(state) == {"a.weight", "a.bias"} and meta == {}
 
 
@@ -285,8 +287,8 @@ def test_arbitrary_pickle_is_refused(tmp_path):
     path = tmp_path / "evil.bin"
     with open(path, "wb") as f:
         pickle.dump({"w": _Payload()}, f, protocol=2)
-    with pytest.raises(hub.WeightsCorruptError, match="Refusing to load"):
-        hub.load_state_dict(path)
+    with pytest.raises(weights_io.WeightsCorruptError, match="Refusing to load"):
+        weights_io.load_state_dict(path)
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
@@ -295,23 +297,23 @@ def test_truncated_file_is_reported_as_corrupt(tmp_path, suffix):
     if suffix == ".pt":
         torch.save(_state(), path)
     else:
-        hub.save_state_dict(_state(), path)
+        weights_io.save_state_dict(_state(), path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(hub.WeightsCorruptError, match="corrupt") as info:
-        hub.load_state_dict(path)
+    with pytest.raises(weights_io.WeightsCorruptError, match="corrupt") as info:
+        weights_io.load_state_dict(path)
     assert str(path) in str(info.value) and "clipmat.pretrained.download" in str(info.value)
 
 
 def test_load_rejects_missing_and_unknown_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
-        hub.load_state_dict(tmp_path / "absent.safetensors")
+        weights_io.load_state_dict(tmp_path / "absent.safetensors")
     (tmp_path / "m.onnx").write_bytes(b"x")
-    with pytest.raises(hub.WeightsCorruptError, match=".safetensors, .pt"):
-        hub.load_state_dict(tmp_path / "m.onnx")
+    with pytest.raises(weights_io.WeightsCorruptError, match=".safetensors, .pt"):
+        weights_io.load_state_dict(tmp_path / "m.onnx")
 
 
 def test_cli_list_shows_licences_and_presence(isolated, capsys):
-    hub.save_state_dict(_state(), isolated / "clipmat_vitl14.safetensors")
+    weights_io.save_state_dict(_state(), isolated / "clipmat_vitl14.safetensors")
     assert download.main(["--list"]) == 0
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("clipmat-vitl14.refmatte"))
@@ -342,7 +344,7 @@ def test_cli_copies_and_converts_into_dir(tmp_path, monkeypatch, capsys):
     out_dir = tmp_path / "out"
     assert download.main(["test.weights", "--dir", str(out_dir)]) == 0
     target = out_dir / "test_weights.safetensors"
-    state, meta = hub.load_state_dict(target)
+    state, meta = weights_io.load_state_dict(target)
     assert torch.equal(state["a.weight"], _state()["a.weight"]) and meta["source"] == str(cached)
     out = capsys.readouterr().out
     assert str(target) in out and hub.WEIGHTS_DIR_ENV in out and "test licence" in out
@@ -419,7 +421,7 @@ def test_push_command_writes_the_folder_and_checks_the_repo(tiny_model, tmp_path
     assert push.main([str(ckpt), "not-a-repo", "--out", str(tmp_path / "o")]) == 1
     assert "owner/name" in capsys.readouterr().err
     assert push.main([str(ckpt), "me/m", "--out", str(tmp_path / "o"), "--licence", "MIT"]) == 0
-    state, meta = hub.load_state_dict(tmp_path / "o" / "model.safetensors")
+    state, meta = weights_io.load_state_dict(tmp_path / "o" / "model.safetensors")
     assert meta["licence"] == "MIT" and meta["domain"] == registry.REAL_PHOTOS
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
 
@@ -427,7 +429,7 @@ def test_push_command_writes_the_folder_and_checks_the_repo(tiny_model, tmp_path
 def test_saved_weights_have_the_usual_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        path = hub.save_state_dict(_state(), tmp_path / "out" / "w.safetensors")
+        path = weights_io.save_state_dict(_state(), tmp_path / "out" / "w.safetensors")
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # readable by others, as installed files are

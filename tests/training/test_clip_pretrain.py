@@ -10,7 +10,7 @@ import torch
 from clipmat.data.miniworld import MiniWorld
 from clipmat.factory import get_model_config
 from clipmat.model.backbone import CLIP_MEAN, CLIP_STD
-from clipmat.pretrained.hub import load_state_dict
+from clipmat.pretrained.weights_io import load_state_dict
 from clipmat.training.clip_pretrain import caption_batch, keyword_accuracy, main, pretrain_clip
 from clipmat.zeroshot.loading import load_clip_backbone
 

@@ -142,7 +142,7 @@ def test_cli_rejects_bad_override(capsys):
 
 
 def test_export_writes_half_weights_with_licence(tmp_path):
-    from clipmat.pretrained.hub import load_state_dict, sha256_file
+    from clipmat.pretrained.weights_io import load_state_dict, sha256_file
     from clipmat.training.export import export_weights
 
     summary = train(_cfg(tmp_path, steps=1))

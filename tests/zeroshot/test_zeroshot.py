@@ -16,7 +16,7 @@ import clipmat
 from clipmat.evaluation.zeroshot import evaluate_miniworld
 from clipmat.factory import get_model_config
 from clipmat.model.backbone import CLIPBackbone, bpe_encode
-from clipmat.pretrained import hub
+from clipmat.pretrained import hub, weights_io
 from clipmat.zeroshot import (
     ZeroShotConfig,
     ZeroShotPredictor,
@@ -390,7 +390,7 @@ def test_no_match_gives_an_unsure_guess_or_an_empty_matte():
 
 def test_load_clip_backbone_from_pretraining_file_and_checkpoint(tmp_path, tiny_model):
     towers = tiny_model.backbone.cfg
-    path = hub.save_state_dict(
+    path = weights_io.save_state_dict(
         tiny_model.backbone.clip.state_dict(),
         tmp_path / "clip.safetensors",
         metadata={"format": "open_clip", "clip": json.dumps(towers.__dict__)},
@@ -405,7 +405,9 @@ def test_load_clip_backbone_from_pretraining_file_and_checkpoint(tmp_path, tiny_
     from_ckpt, _ = load_clip_backbone(ckpt)
     with torch.no_grad():
         torch.testing.assert_close(from_ckpt.encode_dense(x), model.backbone.encode_dense(x))
-    bare = hub.save_state_dict(tiny_model.backbone.clip.state_dict(), tmp_path / "bare.safetensors")
+    bare = weights_io.save_state_dict(
+        tiny_model.backbone.clip.state_dict(), tmp_path / "bare.safetensors"
+    )
     with pytest.raises(ValueError, match="towers"):
         load_clip_backbone(bare)
 
@@ -431,7 +433,7 @@ def _save_registry_clip(tmp_path, towers) -> nn.Module:
     torch.manual_seed(0)
     clip = create_backbone(towers).clip
     state = {k: v.half() for k, v in clip.state_dict().items()}  # smaller file, same keys
-    hub.save_state_dict(state, tmp_path / "clip_vitb16_openai.safetensors")
+    weights_io.save_state_dict(state, tmp_path / "clip_vitb16_openai.safetensors")
     return clip
 
 

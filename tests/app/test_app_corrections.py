@@ -14,22 +14,23 @@ import pytest
 from PIL import Image
 
 import editing
-from clipmat.predictors.base import PROMPT_ONLY, MattingResult
+from clipmat.predictors.corrections import PROMPT_ONLY
+from clipmat.predictors.results import MattingResult
 from clipmat_app import fullsize
 from clipmat_app.callbacks import Callbacks
 from clipmat_app.clicks import ClickCallbacks, _position
-from clipmat_app.mattes import Matte
-from clipmat_app.pool import RANDOM_TINY, PredictorPool
-from clipmat_app.prompts import (
+from clipmat_app.corrections import (
     BOX_HINT,
     CANDIDATE_HINT,
     MAX_POINTS,
     POINTS_HINT,
-    Prompts,
+    Corrections,
     box_problem,
     candidate_problem,
     points_problem,
 )
+from clipmat_app.mattes import Matte
+from clipmat_app.pool import RANDOM_TINY, PredictorPool
 from clipmat_app.service import MatteService
 from clipmat_app.texts import status_text
 
@@ -80,19 +81,21 @@ def test_prompt_values_are_checked_with_what_is_accepted():
         assert candidate_problem(good) is None
     for bad in (-1, 1.5, 64, "2", True):
         assert candidate_problem(bad) == CANDIDATE_HINT, bad
-    prompts = Prompts.parse("[[10, 20, 1], [30, 40, false]]", [5, 6, 300, 80], 2.0)
-    assert prompts == Prompts(((10.0, 20.0, True), (30.0, 40.0, False)), (5.0, 6.0, 300.0, 80.0), 2)
-    assert prompts.describe() == "2 clicks (1 remove), a box"
-    assert Prompts.parse(**{**prompts.as_json(), "candidate": 2}) == prompts
-    fitted = prompts.fitted(200, 100)
+    corrections = Corrections.parse("[[10, 20, 1], [30, 40, false]]", [5, 6, 300, 80], 2.0)
+    assert corrections == Corrections(
+        ((10.0, 20.0, True), (30.0, 40.0, False)), (5.0, 6.0, 300.0, 80.0), 2
+    )
+    assert corrections.describe() == "2 clicks (1 remove), a box"
+    assert Corrections.parse(**{**corrections.as_json(), "candidate": 2}) == corrections
+    fitted = corrections.fitted(200, 100)
     assert fitted.box == (5.0, 6.0, 200.0, 80.0)  # clipped to the photo
     assert fitted.scaled(0.5, 0.25).points[0] == (5.0, 5.0, True)
     with pytest.raises(ValueError, match=r"\(30, 40\) is outside the 25x100 photo"):
-        prompts.fitted(25, 100)
+        corrections.fitted(25, 100)
     with pytest.raises(ValueError, match="box .* is outside the 4x4 photo"):
-        Prompts(box=(5.0, 0.0, 9.0, 3.0)).fitted(4, 4)
-    assert Prompts(points=((1, 1, False),)).locate is False
-    assert Prompts(points=((1, 1, True),)).locate and Prompts(box=(0, 0, 2, 2)).locate
+        Corrections(box=(5.0, 0.0, 9.0, 3.0)).fitted(4, 4)
+    assert Corrections(points=((1, 1, False),)).locate is False
+    assert Corrections(points=((1, 1, True),)).locate and Corrections(box=(0, 0, 2, 2)).locate
 
 
 def test_clicks_pick_add_and_remove_objects_on_a_mini_world_scene(mini):
@@ -108,16 +111,16 @@ def test_clicks_pick_add_and_remove_objects_on_a_mini_world_scene(mini):
     on_ball, on_star = (*_inside(ball), True), (*_inside(star), True)
     start = time.perf_counter()
     picked = service.matte(str(SHAPES), "the green shape", name, refine=True,
-                           prompts=Prompts(points=(on_ball,)), downloads=False)  # fmt: skip
+                           corrections=Corrections(points=(on_ball,)), downloads=False)  # fmt: skip
     seconds = time.perf_counter() - start
     print(f"click re-matte with the photo's features cached: {seconds:.2f} s")
     assert picked.result.image_cached and service.pool.get(name).stats["image_encodes"] == encodes
     assert picked.result.alpha[ball].mean() > 0.6 and picked.result.alpha[star].mean() < 0.1
-    both = Prompts(points=(on_ball, on_star))
-    added = service.matte(str(SHAPES), "the green shape", name, refine=True, prompts=both)
+    both = Corrections(points=(on_ball, on_star))
+    added = service.matte(str(SHAPES), "the green shape", name, refine=True, corrections=both)
     assert added.result.alpha[ball].mean() > 0.6 and added.result.alpha[star].mean() > 0.6
     removed = service.matte(str(SHAPES), "the green shape", name, refine=True,
-                            prompts=Prompts(points=(*both.points, (*on_star[:2], False))))  # fmt: skip
+                            corrections=Corrections(points=(*both.points, (*on_star[:2], False))))  # fmt: skip
     assert removed.result.alpha[star].mean() < 0.1 and removed.result.alpha[ball].mean() > 0.6
     assert "3 clicks (1 remove)" in status_text(removed)
     overlay = np.asarray(Image.open(removed.folder / "overlay.png"))
@@ -129,9 +132,9 @@ def test_a_box_alone_mattes_with_no_phrase(mini):
     service, name = mini
     ball = _mask(0)
     ys, xs = np.nonzero(ball)
-    box = Prompts(box=(xs.min() - 6.0, ys.min() - 6.0, xs.max() + 7.0, ys.max() + 7.0))
+    box = Corrections(box=(xs.min() - 6.0, ys.min() - 6.0, xs.max() + 7.0, ys.max() + 7.0))
     encodes = service.pool.get(name).stats["image_encodes"]
-    matte = service.matte(str(SHAPES), "  ", name, refine=True, prompts=box)
+    matte = service.matte(str(SHAPES), "  ", name, refine=True, corrections=box)
     assert matte.result.predictor == PROMPT_ONLY and matte.result.text == ""
     assert service.pool.get(name).stats["image_encodes"] == encodes  # no model ran
     alpha = matte.result.alpha
@@ -141,7 +144,7 @@ def test_a_box_alone_mattes_with_no_phrase(mini):
     with pytest.raises(ValueError, match="phrase is empty.*draw a box"):
         service.matte(str(SHAPES), "", name)
     with pytest.raises(ValueError, match="phrase is empty"):
-        service.matte(str(SHAPES), "", name, prompts=Prompts(points=((10, 10, False),)))
+        service.matte(str(SHAPES), "", name, corrections=Corrections(points=((10, 10, False),)))
 
 
 def test_a_candidate_is_picked_and_listed_in_the_photo_s_pixels(mini):
@@ -150,11 +153,11 @@ def test_a_candidate_is_picked_and_listed_in_the_photo_s_pixels(mini):
     assert len(auto.candidates) >= 2
     assert [r["index"] for r in auto.candidates] == list(range(len(auto.candidates)))
     assert [r["box"] for r in auto.candidates] == [list(c.box) for c in auto.result.candidates]
-    picked = service.matte(str(CAT), "the cat", name, prompts=Prompts(candidate=1))
+    picked = service.matte(str(CAT), "the cat", name, corrections=Corrections(candidate=1))
     assert [r["chosen"] for r in picked.candidates] == [i == 1 for i in range(len(auto.candidates))]
     assert "candidate #1 picked" in status_text(picked)
     with pytest.raises(ValueError, match="out of range"):
-        service.matte(str(CAT), "the cat", name, prompts=Prompts(candidate=40))
+        service.matte(str(CAT), "the cat", name, corrections=Corrections(candidate=40))
     strip = picked.strip()
     assert len(strip) == min(8, len(auto.candidates))
     assert strip[1][1].startswith("#1 · ") and strip[1][1].endswith(" · in matte")

@@ -2,7 +2,7 @@
 
 They travel in the photo's own pixels (as uploaded, upright), so an API client gives the
 coordinates it knows; the app mattes a photo scaled to at most MAX_SIDE, and
-:meth:`Prompts.scaled` maps them there. Each value is checked twice with the same words: before
+:meth:`Corrections.scaled` maps them there. Each value is checked twice with the same words: before
 its job is queued (:mod:`clipmat_app.admission`, from the value alone) and after the photo is
 read (against its size). Nothing here imports gradio.
 """
@@ -96,7 +96,7 @@ def candidate_problem(value: Any) -> str | None:
 
 
 @dataclass(frozen=True)
-class Prompts:
+class Corrections:
     """Clicks, a box and a candidate, checked; coordinates in some photo's pixels.
 
     Attributes:
@@ -111,8 +111,8 @@ class Prompts:
     candidate: int | None = None
 
     @classmethod
-    def parse(cls, points: Any = None, box: Any = None, candidate: Any = None) -> Prompts:
-        """Prompts from the API's values (see the hints above).
+    def parse(cls, points: Any = None, box: Any = None, candidate: Any = None) -> Corrections:
+        """Corrections from the API's values (see the hints above).
 
         Raises:
             ValueError: for a bad value, saying what is accepted.
@@ -136,7 +136,7 @@ class Prompts:
     def empty(self) -> bool:
         return not self.points and self.box is None and self.candidate is None
 
-    def fitted(self, width: int, height: int) -> Prompts:
+    def fitted(self, width: int, height: int) -> Corrections:
         """Checked against a photo of ``width`` x ``height``: every click on it, the box clipped
         to it (and not outside it).
 
@@ -159,16 +159,16 @@ class Prompts:
                     f"{BOX_HINT}"
                 )
             box = (x0, y0, min(x1, float(width)), min(y1, float(height)))
-        return Prompts(self.points, box, self.candidate)
+        return Corrections(self.points, box, self.candidate)
 
-    def scaled(self, sx: float, sy: float) -> Prompts:
-        """The same prompts on the photo resized by ``sx`` across and ``sy`` down."""
+    def scaled(self, sx: float, sy: float) -> Corrections:
+        """The same corrections on the photo resized by ``sx`` across and ``sy`` down."""
         points = tuple((x * sx, y * sy, p) for x, y, p in self.points)
         box = None
         if self.box is not None:
             x0, y0, x1, y1 = self.box
             box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
-        return Prompts(points, box, self.candidate)
+        return Corrections(points, box, self.candidate)
 
     def as_json(self) -> dict[str, Any]:
         """The API's form: {"points": [[x, y, positive], ...], "box": [...] or None}."""
