@@ -118,7 +118,7 @@ def test_load_predictor_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="available"):
         clipmat.load_predictor("clipmat-giant")
     monkeypatch.setenv("CLIPMAT_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="clipmat.pretrained.download"):
+    with pytest.raises(FileNotFoundError, match="clipmat download"):
         clipmat.load_predictor("clipmat-vitb16", allow_download=False)
 
 
