@@ -244,15 +244,17 @@ def test_matte_endpoint_takes_a_box_clicks_and_a_candidate(served):
     photo = load_image(CAT)
     auto = predictor.predict(photo, "the cat")
     pick = len(auto.candidates) - 1
-    out = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, False, None, None, pick,
-                         api_name="/matte")  # fmt: skip
+    out = client.predict(
+        handle_file(CAT), "the cat", RANDOM_TINY, False, None, None, pick, api_name="/matte"
+    )
     want = predictor.predict(photo, "the cat", candidate=pick)
     assert_same_image(Image.open(out[0]), editing.matte_to_bits(want.alpha, 8))
     assert [c["chosen"] for c in out[5]] == [c.chosen for c in want.candidates]
     ys, xs = np.nonzero(auto.candidates[pick].mask_at(photo.shape[:2]))
     points = [[int(xs[len(xs) // 2]), int(ys[len(ys) // 2]), True]]  # on that candidate
-    out = client.predict(handle_file(CAT), "the cat", RANDOM_TINY, False, points, None, None,
-                         api_name="/matte")  # fmt: skip
+    out = client.predict(
+        handle_file(CAT), "the cat", RANDOM_TINY, False, points, None, None, api_name="/matte"
+    )
     want = predictor.predict(photo, "the cat", points=[tuple(p) for p in points])
     assert "· 1 click" in out[2].split("\n")[0]
     # the click keeps the object under it with a graph cut, whose colour model starts from

@@ -69,8 +69,16 @@ def tiny_service(tiny_predictor, tmp_path):
 def test_prompt_values_are_checked_with_what_is_accepted():
     for good in (None, [], "", [[1, 2, True]], [[1.5, 2, 0]], "[[3, 4, false]]"):
         assert points_problem(good) is None, good
-    bad_points = [[[1, 2]], [[1, 2, "yes"]], [[-1, 2, True]], [[float("nan"), 2, True]],
-                  [[True, 2, True]], "[[1, 2", {"x": 1}, [[0, 0, True]] * (MAX_POINTS + 1)]  # fmt: skip
+    bad_points = [
+        [[1, 2]],
+        [[1, 2, "yes"]],
+        [[-1, 2, True]],
+        [[float("nan"), 2, True]],
+        [[True, 2, True]],
+        "[[1, 2",
+        {"x": 1},
+        [[0, 0, True]] * (MAX_POINTS + 1),
+    ]
     for bad in bad_points:
         assert points_problem(bad) == POINTS_HINT, bad
     for good in (None, [], "", [0, 0, 10, 10], "[1, 2, 3.5, 4]"):
@@ -110,8 +118,14 @@ def test_clicks_pick_add_and_remove_objects_on_a_mini_world_scene(mini):
     encodes = service.pool.get(name).stats["image_encodes"]
     on_ball, on_star = (*_inside(ball), True), (*_inside(star), True)
     start = time.perf_counter()
-    picked = service.matte(str(SHAPES), "the green shape", name, refine=True,
-                           corrections=Corrections(points=(on_ball,)), downloads=False)  # fmt: skip
+    picked = service.matte(
+        str(SHAPES),
+        "the green shape",
+        name,
+        refine=True,
+        corrections=Corrections(points=(on_ball,)),
+        downloads=False,
+    )
     seconds = time.perf_counter() - start
     print(f"click re-matte with the photo's features cached: {seconds:.2f} s")
     assert picked.result.image_cached and service.pool.get(name).stats["image_encodes"] == encodes
@@ -119,8 +133,13 @@ def test_clicks_pick_add_and_remove_objects_on_a_mini_world_scene(mini):
     both = Corrections(points=(on_ball, on_star))
     added = service.matte(str(SHAPES), "the green shape", name, refine=True, corrections=both)
     assert added.result.alpha[ball].mean() > 0.6 and added.result.alpha[star].mean() > 0.6
-    removed = service.matte(str(SHAPES), "the green shape", name, refine=True,
-                            corrections=Corrections(points=(*both.points, (*on_star[:2], False))))  # fmt: skip
+    removed = service.matte(
+        str(SHAPES),
+        "the green shape",
+        name,
+        refine=True,
+        corrections=Corrections(points=(*both.points, (*on_star[:2], False))),
+    )
     assert removed.result.alpha[star].mean() < 0.1 and removed.result.alpha[ball].mean() > 0.6
     assert "3 clicks (1 remove)" in status_text(removed)
     overlay = np.asarray(Image.open(removed.folder / "overlay.png"))
@@ -201,8 +220,14 @@ def test_strips_give_the_whole_frame_s_foreground(monkeypatch, rng):
 
 def test_the_status_line_says_how_far_to_trust_the_matte(tiny_service):
     photo = np.zeros((40, 60, 3), np.uint8)
-    result = MattingResult(np.zeros((40, 60), np.float32), "the cat", "keyword", 0.9,
-                           np.zeros((40, 60), np.uint8), "mini-world")  # fmt: skip
+    result = MattingResult(
+        np.zeros((40, 60), np.float32),
+        "the cat",
+        "keyword",
+        0.9,
+        np.zeros((40, 60), np.uint8),
+        "mini-world",
+    )
     matte = Matte("k", photo, result, editing.MatteEdit(photo, result.alpha), [], Path("."))
     assert "Unsure" not in status_text(matte) and "Outside" not in status_text(matte)
     result.out_of_domain = True

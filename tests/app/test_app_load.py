@@ -134,10 +134,21 @@ def test_matting_is_bounded_across_endpoints(app, monkeypatch):
     def one(i: int):
         client = Client(app.url, verbose=False, headers={"x-forwarded-for": f"192.0.2.{i}"})
         if i % 2:
-            return client.predict(handle_file(str(CAT)), f"cat {i}", RANDOM_TINY, False,
-                                  api_name="/matte")  # fmt: skip
-        return client.predict(handle_file(str(CAT)), f"cat {i}", RANDOM_TINY, "cutout", [],
-                              0.5, "#000000", None, False, api_name="/edit")  # fmt: skip
+            return client.predict(
+                handle_file(str(CAT)), f"cat {i}", RANDOM_TINY, False, api_name="/matte"
+            )
+        return client.predict(
+            handle_file(str(CAT)),
+            f"cat {i}",
+            RANDOM_TINY,
+            "cutout",
+            [],
+            0.5,
+            "#000000",
+            None,
+            False,
+            api_name="/edit",
+        )
 
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(one, range(16)))
@@ -155,8 +166,18 @@ def test_identical_concurrent_edits_are_never_empty(app):
     clients[0].predict(handle_file(str(CAT)), "the cat", RANDOM_TINY, False, api_name="/matte")
 
     def one(i: int) -> bytes:
-        out = clients[i % 4].predict(handle_file(str(CAT)), "the cat", RANDOM_TINY, "cutout",
-                                     [], 0.5, "#000000", None, False, api_name="/edit")  # fmt: skip
+        out = clients[i % 4].predict(
+            handle_file(str(CAT)),
+            "the cat",
+            RANDOM_TINY,
+            "cutout",
+            [],
+            0.5,
+            "#000000",
+            None,
+            False,
+            api_name="/edit",
+        )
         return Path(out).read_bytes()
 
     for _ in range(3):
@@ -185,8 +206,18 @@ def test_disk_budget_and_cleanup_at_exit(tmp_path):
     temp.mkdir()
     port = _free_port()
     env = dict(os.environ, TMPDIR=str(temp), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    cmd = [sys.executable, str(ROOT / "app.py"), "--predictor", RANDOM_TINY, "--device", "cpu",
-           "--port", str(port), "--max-disk-mb", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "app.py"),
+        "--predictor",
+        RANDOM_TINY,
+        "--device",
+        "cpu",
+        "--port",
+        str(port),
+        "--max-disk-mb",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -202,8 +233,18 @@ def test_disk_budget_and_cleanup_at_exit(tmp_path):
         client = Client(url, verbose=False)
         written = 0
         for i in range(20):
-            out = client.predict(handle_file(str(CAT)), "the cat", RANDOM_TINY, "color", [], 0.5,
-                                 f"#{i:02x}{i:02x}ff", None, False, api_name="/edit")  # fmt: skip
+            out = client.predict(
+                handle_file(str(CAT)),
+                "the cat",
+                RANDOM_TINY,
+                "color",
+                [],
+                0.5,
+                f"#{i:02x}{i:02x}ff",
+                None,
+                False,
+                api_name="/edit",
+            )
             size = Path(out).stat().st_size
             assert size > 0 and Image.open(out).size == (384, 255)
             written += size

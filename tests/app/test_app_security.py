@@ -73,8 +73,17 @@ def upload(url: str, path: Path) -> dict:
 
 def edit_args(photo: Any, *, background: Any = None, mode: str = "highlight", **kw) -> list:
     settings = {"phrase": "the cat", "strength": 0.0, "color": "#ff0000", **kw}
-    return [photo, settings["phrase"], RANDOM_TINY, mode, ["dim"], settings["strength"],
-            settings["color"], background, False]  # fmt: skip
+    return [
+        photo,
+        settings["phrase"],
+        RANDOM_TINY,
+        mode,
+        ["dim"],
+        settings["strength"],
+        settings["color"],
+        background,
+        False,
+    ]
 
 
 @pytest.fixture(scope="module")
