@@ -21,21 +21,6 @@ FAKE_REPO = "clipmat-tests/fake-weights"
 FAKE_REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """An empty weights dir and an empty hub cache for every test; no network."""
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    cache = tmp_path / "hf_cache"
-    cache.mkdir()
-    monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(weights))
-    monkeypatch.setenv(hub.OFFLINE_ENV, "1")
-    monkeypatch.delenv(registry.HUB_REPO_ENV, raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    weights_io._sha256_cached.cache_clear()
-    return weights
-
-
 def _register(monkeypatch, **changes) -> registry.WeightSpec:
     """Register a test entry "test.weights" in the registry for the test's duration."""
     base = registry.WeightSpec(

@@ -3,12 +3,11 @@ other names that resolve, and the "auto" policy they drive."""
 
 import dataclasses
 
-import huggingface_hub.constants
 import pytest
 
 import clipmat
 from clipmat.predictors.loading import MiniWorldOnlyWarning, auto_choice, load_predictor
-from clipmat.pretrained import hub, registry, weights_io
+from clipmat.pretrained import registry
 
 # The names users and older code rely on (before the table was one table).
 AUTO_ORDER = ["clipmat-vitl14", "clipmat-vitb16", "zeroshot-vitb16", "mini-world"]
@@ -20,20 +19,6 @@ OLD_ALIASES = {
     "mini-world": "clipmat-mini.miniworld",
     "zeroshot-vitb16": "ViT-B-16.openai",
 }
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """An empty weights dir and hub cache, offline (no probe, no download)."""
-    weights, cache = tmp_path / "weights", tmp_path / "hf_cache"
-    weights.mkdir()
-    cache.mkdir()
-    monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(weights))
-    monkeypatch.setenv(hub.OFFLINE_ENV, "1")
-    monkeypatch.delenv(registry.HUB_REPO_ENV, raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    weights_io._sha256_cached.cache_clear()
-    return weights
 
 
 def table_problems() -> list[str]:
