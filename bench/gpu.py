@@ -20,10 +20,18 @@ warm-up calls, with CUDA synchronised before each clock reading. The rows:
   memory (``torch.cuda.max_memory_allocated``, from model transfer to the last step). Batch 16
   per GPU, the recipe's (configs/refmatte_vitb16.toml), halved until it fits in memory.
 
+- zero-shot: the registry's zero-shot predictor (``load_predictor("zeroshot-vitb16",
+  pretrained=False)``: random ViT-B/16 weights, ClearCLIP's windows) on a new 512 and 1024 px
+  photo each call, batch 1 and 8 as for CLIPMat (kind "zeroshot predict"), and one new phrase
+  on a photo already read (kind "zeroshot phrase"). It runs under the same CUDA autocast. These
+  rows are kept apart in the JSON (``zeroshot_rows``, ratios in ``zeroshot_ratios``) and printed
+  in the same table.
+
 Ratios printed at the end come from rows of the same run. ``--cpu-smoke`` keeps every row but
-uses clipmat-tiny (training: clipmat-tiny and clipmat-mini), photos of 128 and 256 px, batches
-of 1 and 2 and one repeat; its peak memory is the process's peak resident memory. Without
-CUDA and without ``--cpu-smoke`` the script says so and exits with status 2.
+uses clipmat-tiny (training: clipmat-tiny and clipmat-mini; zero-shot: "zeroshot-tiny",
+clipmat-tiny's CLIP towers with windows at their own size), photos of 128 and 256 px, batches
+of 1 and 2 and one repeat; its peak memory is the process's peak resident memory. Without CUDA
+and without ``--cpu-smoke`` the script says so and exits with status 2.
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ class Plan:
     warmup: int
     repeats: int
     train_steps: int
+    zeroshot: str = "zeroshot-vitb16"  # the zero-shot rows' predictor, with random weights
 
 
 FULL = Plan(
@@ -92,6 +101,7 @@ SMOKE = Plan(
     warmup=1,
     repeats=1,
     train_steps=1,
+    zeroshot="zeroshot-tiny",
 )
 
 
@@ -176,6 +186,47 @@ def predict_rows(plan: Plan, device: torch.device) -> list[dict]:
             precision = predictor_precision(device)
             rows.append(row("predict", plan.model, side, input_px, batch, precision, ms))
     return rows
+
+
+def zeroshot_rows(plan: Plan, device: torch.device) -> list[dict]:
+    """Zero-shot whole predicts on new photos (each photo side, each number of phrases) and a
+    new phrase on a photo already read (batch 1), as for CLIPMat's predict rows."""
+    import clipmat
+
+    predictor = clipmat.load_predictor(plan.zeroshot, pretrained=False, device=device)
+    input_px = predictor.image_size
+    precision = predictor_precision(device)
+    rows = []
+    for side in plan.photo_sides:
+        for batch in plan.batches:
+            ms = predict_ms(predictor, side, batch, plan, device)
+            rows.append(
+                row("zeroshot predict", plan.zeroshot, side, input_px, batch, precision, ms)
+            )
+        known = photo(side, 0)
+        predictor.predict(known, PHRASES[0])
+        texts = (f"{PHRASES[1]} {i}" for i in range(10**6))  # a new phrase each call
+        ms = timed_ms(
+            lambda known=known, texts=texts: predictor.predict(known, next(texts)),
+            device,
+            plan.warmup,
+            plan.repeats,
+        )
+        rows.append(row("zeroshot phrase", plan.zeroshot, side, input_px, 1, precision, ms))
+    return rows
+
+
+def zeroshot_ratios(rows: list[dict], zs: list[dict]) -> dict[str, float]:
+    """The zero-shot rows against CLIPMat's predict rows of the same run, and a second phrase
+    against a whole predict."""
+    ms = {(r["kind"], r["photo_px"], r["batch"]): r["median_ms"] for r in rows + zs}
+    out = {}
+    for side in sorted({r["photo_px"] for r in zs}):
+        whole = ms["zeroshot predict", side, 1]
+        out[f"zero-shot / CLIPMat predict, 1 phrase, {side} px"] = whole / ms["predict", side, 1]
+        second = ms["zeroshot phrase", side, 1] / whole
+        out[f"zero-shot second phrase / whole predict, {side} px"] = second
+    return out
 
 
 def forward_rows(plan: Plan, device: torch.device) -> list[dict]:
@@ -362,9 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     start = time.perf_counter()
-    rows = []
-    for measure in (predict_rows, forward_rows, train_rows):
-        rows += measure(plan, device)
+    rows, zs = [], []
+    for measure in (predict_rows, zeroshot_rows, forward_rows, train_rows):
+        (zs if measure is zeroshot_rows else rows).extend(measure(plan, device))
         release(device)
         print(f"{measure.__name__}: done at {time.perf_counter() - start:.0f} s", flush=True)
     result = {
@@ -372,15 +423,18 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": args.cpu_smoke,
         "rows": rows,
         "ratios": ratios(rows),
+        "zeroshot_rows": zs,
+        "zeroshot_ratios": zeroshot_ratios(rows, zs),
         "seconds": time.perf_counter() - start,
     }
-    print(table(rows))
-    for name, value in result["ratios"].items():
+    print(table(rows + zs))
+    for name, value in {**result["ratios"], **result["zeroshot_ratios"]}.items():
         print(f"{name}: {value:.2f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
-    bad = [r for r in rows if not all(math.isfinite(r[k]) for k in ("median_ms", "samples_per_s"))]
+    finite = ("median_ms", "samples_per_s")
+    bad = [r for r in rows + zs if not all(math.isfinite(r[k]) for k in finite)]
     return 1 if bad else 0
 
 

@@ -15,13 +15,20 @@ load on the machine falls on every row alike), median of ``--repeats``, wall and
   224 pixels), the same three.
 
 Both predictors use ClearCLIP's last block and logit scale 50, so that only the reading of the
-photo differs. Then closed-form matting and the refiner on a 12 MP photo, as before.
+photo differs. Then, per ``--precisions`` (fp32 and int8 by default), where a second phrase's time
+goes: the text tower, the candidates' crops scored whole, closed-form matting and the rest. Then
+closed-form matting and the refiner on a 12 MP photo, as before.
+
+``bench/cpu_paths.py`` imports :func:`zeroshot_rows` (the zero-shot rows of its one speed table,
+beside CLIPMat's paths and CLIPSeg) and :func:`feature_parity` / :func:`miniworld_parity` (its
+``--parity`` rows for the zero-shot predictor).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import statistics
 import sys
 import time
@@ -38,14 +45,31 @@ from timing import median_time  # noqa: E402
 
 from clipmat import refine  # noqa: E402
 from clipmat.config import CLIPTowersConfig  # noqa: E402
-from clipmat.model.backbone import create_clip  # noqa: E402
+from clipmat.model.backbone import DENSE_METHODS, create_clip  # noqa: E402
+from clipmat.precision import apply_precision, native_bf16, paths  # noqa: E402
+from clipmat.runtime import autocast  # noqa: E402
 from clipmat.transforms import model_input_size  # noqa: E402
 from clipmat.zeroshot import ZeroShotConfig, ZeroShotPredictor, create_backbone, windows  # noqa: E402
-from clipmat.zeroshot.loading import clip_towers  # noqa: E402
+from clipmat.zeroshot import crops as zs_crops  # noqa: E402
+from clipmat.zeroshot import matting as zs_matting  # noqa: E402
+from clipmat.zeroshot.config import PRECISIONS  # noqa: E402
+from clipmat.zeroshot.loading import clip_towers, registry_config  # noqa: E402
 
 PHOTOS = ((512, 512), (768, 1024))  # (height, width)
 MATTING_SIDE = 512
 PHOTO_12MP = (3000, 4000)
+FIRST_PHRASE = "the astronaut"  # what a second phrase follows on the same photo
+PHRASES = (  # the phrases of the timed calls, one per round, in turn
+    "the flag on the left",
+    "the white helmet",
+    "the rocket",
+    "the man's face",
+    "the badge on the suit",
+    "the dark sky",
+    "the gloves",
+)
+ROOT = Path(__file__).resolve().parents[1]
+Row = tuple[Callable[[], object] | None, Callable[[], object]]  # (untimed set-up, timed call)
 
 
 def _photo(height: int, width: int) -> np.ndarray:
@@ -169,11 +193,190 @@ def _disk_trimap(size: int, band: int) -> np.ndarray:
     return refine.trimap_from_probability(inside, band=band)
 
 
+def zeroshot_rows(
+    precisions: list[str], side: int = 512, towers: CLIPTowersConfig | None = None
+) -> dict[str, Row]:
+    """The zero-shot predictor's rows of ``bench/cpu_paths.py``: per precision (the predictor's:
+    fp32, bf16, int8), a whole predict (set-up: the cache cleared, so the photo is read and the
+    phrase embedded again; the competitors' prompts are the predictor's and stay) and a second
+    phrase (set-up: the cache cleared and :data:`FIRST_PHRASE` predicted on the photo), each on
+    a ``side`` px photo with ClearCLIP's windows (the registry's config), random ViT-B/16
+    weights (``towers``, e.g. a tiny CLIP's for a smoke run: windows at its own size). Both
+    rows take the round's phrase from :data:`PHRASES`, so they mat the same regions;
+    :data:`ZS_CANDIDATES` counts their candidates."""
+    torch.manual_seed(0)
+    backbone = create_backbone(towers or clip_towers("ViT-B-16"))
+    config = ZeroShotConfig() if towers else registry_config()
+    photo = _photo(side, side)
+    rows: dict[str, Row] = {}
+    for p in (p for p in precisions if p in PRECISIONS):
+        tower = apply_precision(backbone, p)  # fp32: the backbone itself
+        whole, second = (ZeroShotPredictor(tower, config=config, device="cpu") for _ in range(2))
+        rows[f"zero-shot whole predict {p}"] = (whole.clear_cache, _predicts(whole, photo, p))
+        rows[f"zero-shot second phrase {p}"] = (
+            lambda q=second: (q.clear_cache(), q.predict(photo, FIRST_PHRASE)),
+            _predicts(second, photo, p),
+        )
+    return rows
+
+
+ZS_CANDIDATES: dict[str, list[int]] = {}  # precision -> candidates of each timed predict
+
+
+def _predicts(predictor: ZeroShotPredictor, photo: np.ndarray, key: str) -> Callable[[], object]:
+    """A call that predicts the next of :data:`PHRASES` on ``photo`` and counts candidates."""
+    phrases = itertools.cycle(PHRASES)
+
+    def run() -> object:
+        result = predictor.predict(photo, next(phrases))
+        ZS_CANDIDATES.setdefault(key, []).append(len(result.candidates))
+        return result
+
+    return run
+
+
+def profile_second_phrase(precision: str, repeats: int) -> dict[str, float]:
+    """Where a second phrase's time goes (CPU seconds per call, medians of the phrases of
+    :data:`PHRASES` after :data:`FIRST_PHRASE` on a cached 512 px photo): the text tower, the
+    crops scored whole (new ones only; others come from the photo's cache), closed-form matting
+    with its upsampling, the rest (dense map, regions, candidates)."""
+    torch.manual_seed(0)
+    tower = apply_precision(create_backbone(clip_towers("ViT-B-16")), precision)
+    predictor = ZeroShotPredictor(tower, config=registry_config(), device="cpu")
+    photo = _photo(512, 512)
+    spent: dict[str, float] = {}
+    originals: list[tuple[object, str, object]] = []
+
+    def timed(owner: object, name: str, part: str) -> None:
+        inner = getattr(owner, name)
+        originals.append((owner, name, inner))
+
+        def call(*args: object, **kwargs: object) -> object:
+            start = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[part] = spent.get(part, 0.0) + time.process_time() - start
+
+        setattr(owner, name, call)
+
+    timed(predictor, "encode_text", "text tower")
+    timed(zs_crops, "crop_embeddings", "crops scored whole")
+    timed(zs_matting, "closed_form_by_group", "closed-form matting")
+    timed(zs_matting.refine, "guided_upsample", "closed-form matting")
+    rows: list[dict[str, float]] = []
+    try:
+        with torch.inference_mode():
+            for phrase in PHRASES[: max(1, repeats)]:
+                predictor.clear_cache()
+                predictor.predict(photo, FIRST_PHRASE)
+                spent.clear()
+                start = time.process_time()
+                predictor.predict(photo, phrase)
+                total = time.process_time() - start
+                rows.append({**spent, "rest": total - sum(spent.values()), "total": total})
+    finally:
+        for owner, name, inner in reversed(originals):
+            setattr(owner, name, inner)
+    keys = ("text tower", "crops scored whole", "closed-form matting", "rest", "total")
+    return {k: statistics.median(r.get(k, 0.0) for r in rows) for k in keys}
+
+
+def _convert(backbone: torch.nn.Module, precision: str) -> tuple[torch.nn.Module, bool]:
+    """(the backbone's towers at ``precision``, whether bf16 is emulated): on a CPU without
+    native bf16 the bf16 conversion is made anyway for parity (its numbers are bf16's, computed
+    in software; the predictor refuses it there because it is slower than fp32)."""
+    emulated = precision == "bf16" and not native_bf16()
+    if not emulated:
+        return apply_precision(backbone, precision), False
+    native, paths.native_bf16 = paths.native_bf16, lambda: True
+    try:
+        return apply_precision(backbone, precision), True
+    finally:
+        paths.native_bf16 = native
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-patch cosine of (..., E) tensors, flattened."""
+    return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1).flatten()
+
+
+def feature_parity(precisions: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per precision, the (min, mean) per-patch cosine to fp32 of the zero-shot predictor's
+    patch embeddings for each dense method, read with ClearCLIP's windows (the registry's
+    protocol) and with one global pass at 448 px, on the example photos (``photo_*.jpg``), random
+    ViT-B/16 weights; and of the pooled embeddings (what crops are scored with) of the photos at
+    224 px. Emulated bf16 reads the first photo only (software bf16 is slow)."""
+    from PIL import Image
+
+    torch.manual_seed(0)
+    backbone = create_backbone(clip_towers("ViT-B-16")).eval()
+    photos = [
+        np.asarray(Image.open(f).convert("RGB")) for f in sorted(ROOT.glob("examples/photo_*.jpg"))
+    ]
+    configs = {
+        f"{m} {mode}": ZeroShotConfig.from_protocol(windows.CLEARCLIP, method=m)
+        if mode == "windows"
+        else ZeroShotConfig(image_size=448, window=None, method=m)
+        for m in DENSE_METHODS
+        for mode in ("windows", "global")
+    }
+    refs: dict[str, list[torch.Tensor]] = {}
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for p in (p for p in precisions if p in PRECISIONS and p != "fp32"):
+        tower, emulated = _convert(backbone, p)
+        used = photos[:1] if emulated else photos
+        row = {}
+        for name, cfg in configs.items():
+            ref = ZeroShotPredictor(backbone, config=cfg, device="cpu")
+            got = ZeroShotPredictor(tower, config=cfg, device="cpu")
+            want = refs.setdefault(name, [ref.set_image(x).features.patches for x in photos])
+            cos = torch.cat(
+                [_cosine(w, got.set_image(x).features.patches) for w, x in zip(want, used)]
+            )
+            row[name] = (float(cos.min()), float(cos.mean()))
+        x = backbone.normalize(torch.cat([windows.resize_photo(x, (224, 224)) for x in used]))
+        with torch.inference_mode():
+            want = backbone.encode_pooled(x)
+            with autocast(torch.device("cpu"), p):
+                cos = _cosine(want, tower.encode_pooled(x))
+        row["pooled (crops)"] = (float(cos.min()), float(cos.mean()))
+        out[f"{p} (emulated)" if emulated else p] = row
+    return out
+
+
+MINIWORLD_ROWS = ("clearclip", "sclip", "maskclip")  # each at its reference logit scale
+
+
+def miniworld_parity(precisions: list[str], images: int, clip: Path) -> dict[str, dict]:
+    """The zero-shot mini-world rows of docs/zeroshot.md (``clipmat.evaluation.zeroshot``:
+    ClearCLIP, SCLIP and MaskCLIP as published, windows, each at its reference scale; phrases,
+    no shuffled control) per precision, on the tiny CLIP in ``clip``, ``images`` held-out scenes
+    per setting: {precision: {method: {setting: metrics}}}."""
+    from clipmat.evaluation.zeroshot import SETTINGS, build_predictor, evaluate_miniworld
+
+    out: dict[str, dict] = {}
+    for p in (p for p in precisions if p in PRECISIONS):
+        for method in MINIWORLD_ROWS:
+            predictor = build_predictor(str(clip), method=method)
+            tower, emulated = _convert(predictor.backbone, p)
+            predictor = ZeroShotPredictor(tower, config=predictor.config, device="cpu")
+            label = f"{p} (emulated)" if emulated else p
+            for setting in SETTINGS:
+                r = evaluate_miniworld(predictor, setting=setting, images=images, control=False)
+                keep = ("n", "grounding_accuracy", "mad", "sad")
+                out.setdefault(label, {}).setdefault(method, {})[setting] = {
+                    k: r["phrases"][k] for k in keep
+                }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/zeroshot.py", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-refiner", action="store_true", help="skip the matting rows")
+    parser.add_argument("--precisions", default="fp32,int8", help="second phrases' profiles")
     args = parser.parse_args(argv)
     repeats = max(1, args.repeats)
     torch.set_num_threads(args.threads)
@@ -198,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for size in PHOTOS:
         time_photo(towers, predictors, size, repeats)
+    for p in args.precisions.split(","):
+        spent = profile_second_phrase(p, max(repeats, 5))
+        parts = [
+            f"{k} {v:.2f} ({v / spent['total']:.0%})" for k, v in spent.items() if k != "total"
+        ]
+        print(f"\nsecond phrase, {p}, CPU s: {spent['total']:.2f} = " + "; ".join(parts))
     if not args.no_refiner:
         print()
         time_matting(repeats)

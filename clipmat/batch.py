@@ -46,7 +46,6 @@ from tqdm import tqdm
 
 from clipmat.distributed import gather_rows, process_group
 from clipmat.precision import PRECISIONS, check_device
-from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.loading import load_predictor
 from clipmat.predictors.results import Photo
 
@@ -316,7 +315,7 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--predictor", default="auto", help="registry name or checkpoint path")
     parser.add_argument("--device", default="auto")
-    precision = "CLIPMat predictors on the CPU: bf16, int8 or onnx towers"
+    precision = "CLIP towers on the CPU: bf16 or int8 (CLIPMat and zero-shot), onnx (CLIPMat)"
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision)
     parser.add_argument("--setting", choices=("auto", "keyword", "expression"), default="auto")
     parser.add_argument("--refine", action="store_true", help="re-matte the edges in closed form")
@@ -341,13 +340,13 @@ def _jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Job
 
 
 def _load(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> Any:
-    """The predictor, its CLIPMat towers at ``args.precision``."""
+    """The predictor, its CLIP towers (CLIPMat or zero-shot) at ``args.precision``."""
     try:
         check_device(args.precision, device)
         predictor = load_predictor(args.predictor, device=device)
         if args.precision != "fp32":
-            if not isinstance(predictor, CLIPMatPredictor):
-                parser.error(f"--precision applies to CLIPMat predictors, not {predictor.name}")
+            if not hasattr(predictor, "set_precision"):
+                parser.error(f"--precision does not apply to {predictor.name}")
             predictor.set_precision(args.precision)
         return predictor
     except (FileNotFoundError, ValueError) as err:

@@ -24,15 +24,14 @@ import numpy as np
 from clipmat.imageio import load_image
 from clipmat.precision import CPU_PRECISIONS, PRECISIONS, auto_precision, check_device
 from clipmat.predictors.base import SETTINGS, Predictor
-from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.loading import load_predictor
 from clipmat.predictors.results import MattingResult
 
 PROG = "clipmat matte"
 USAGE_ERROR = 2
 MAX_PHRASE_CHARS = 300  # CLIP reads at most 77 tokens: a longer phrase is refused, not cut
-# What --precision auto means for a CLIPMat on the CPU: the first of these this CPU runs (as
-# the web app chooses, from bench/cpu_paths.py); fp32 on a GPU and for zero-shot predictors.
+# What --precision auto means on the CPU, for CLIPMat and zero-shot predictors alike: the first
+# of these this CPU runs (as the web app chooses, from bench/cpu_paths.py); fp32 on a GPU.
 EDITS = ("highlight", "background", "color")
 HIGHLIGHT_OPTIONS = ("effect", "strength", "outline", "glow")
 _PACKAGE = Path(__file__).resolve().parent  # warnings from here on are the result's notes
@@ -61,7 +60,7 @@ class MatteError(Exception):
     """A command line that cannot run; its message is the error line (exit status 2)."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (the usage is under ``--help``)."""
 
     def error(self, message: str) -> NoReturn:
@@ -101,7 +100,7 @@ def parse_points(text: str) -> list[tuple[float, float, bool]]:
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The verb's command line (see the module's docstring and ``--help``)."""
-    parser = _Parser(
+    parser = Parser(
         prog=prog,
         description="Matte one photo: the object a phrase names (or a box or clicks show),\n"
         "written as an 8-bit grey PNG at the photo's size, or as a cutout or an edit.",
@@ -134,6 +133,12 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     kind = out.add_mutually_exclusive_group()
     kind.add_argument("--cutout", action="store_true", help="an RGBA cutout instead of the matte")
     kind.add_argument("--edit", choices=EDITS, help="the edited photo (RGB) instead of the matte")
+    add_edit_settings(parser)
+
+
+def add_edit_settings(parser: argparse.ArgumentParser) -> None:
+    """The edits' settings (--background, --color, --effect, --strength, --outline, --glow),
+    shared with ``clipmat video``; --edit itself is the caller's."""
     edit = parser.add_argument_group("edits: --edit background needs --background, color --color")
     edit.add_argument("--background", metavar="FILE|COLOR|blur", help="a photo, a colour or 'blur'")
     edit.add_argument("--color", metavar="NAME|#hex", help="color: the colour; highlight: the tint")
@@ -164,11 +169,15 @@ def check_args(args: argparse.Namespace) -> None:
         raise MatteError(f"no such photo: {args.photo}")
     if args.depth != 8 and (args.cutout or args.edit):
         raise MatteError("--depth applies to the matte; cutouts and edits are 8-bit")
-    _check_edit_options(args)
+    check_edit_options(args)
 
 
-def _check_edit_options(args: argparse.Namespace) -> None:
-    """Each edit's settings go with that edit; colours and effects are read now."""
+def check_edit_options(args: argparse.Namespace) -> None:
+    """Each edit's settings go with that edit; colours and effects are read now.
+
+    Raises:
+        MatteError: saying which setting is wrong.
+    """
     names = ("background", "color", *HIGHLIGHT_OPTIONS)
     given = {name for name in names if getattr(args, name) is not None}
     allowed = {"background": {"background"}, "color": {"color"}}
@@ -201,17 +210,18 @@ def _check_edit_options(args: argparse.Namespace) -> None:
         if args.effect is not None:
             parse_effects(args.effect)
     except ValueError as err:
-        raise MatteError(_one_line(err)) from None
+        raise MatteError(one_line(err)) from None
 
 
-def check_prompts(size: tuple[int, int], box: Any, points: Any) -> None:
-    """The box and clicks lie inside a photo of ``size`` = (H, W).
+def check_prompts(size: tuple[int, int], box: Any, points: Any, where: str = "the photo") -> None:
+    """The box and clicks lie inside a photo of ``size`` = (H, W) (``where`` names it in the
+    message: "the photo", "the first frame").
 
     Raises:
         MatteError: for a box or a click outside the photo.
     """
     height, width = size
-    inside = f"inside the photo ({width}x{height} pixels)"
+    inside = f"inside {where} ({width}x{height} pixels)"
     if box is not None and (min(box[:2]) < 0 or box[2] > width or box[3] > height):
         raise MatteError(f"the box {','.join(f'{v:g}' for v in box)} is not {inside}")
     for x, y, _ in points or ():
@@ -221,16 +231,17 @@ def check_prompts(size: tuple[int, int], box: Any, points: Any) -> None:
 
 def resolve_precision(precision: str, predictor: Predictor) -> str:
     """What ``--precision`` means for ``predictor``: 'auto' is the first of CPU_PRECISIONS this
-    CPU runs for a CLIPMat on the CPU, else fp32 (a GPU, a zero-shot predictor)."""
+    CPU runs for a predictor whose towers convert (CLIPMat, zero-shot) on the CPU, else fp32
+    (a GPU, a predictor without ``set_precision``)."""
     if precision != "auto":
         return precision
-    if not isinstance(predictor, CLIPMatPredictor):
+    if not hasattr(predictor, "set_precision"):
         return "fp32"
     return auto_precision(predictor.device.type)
 
 
 def load(name: str, device: str, precision: str) -> Predictor:
-    """The predictor ``name`` on ``device``, its CLIPMat towers at ``precision``.
+    """The predictor ``name`` on ``device``, its CLIP towers at ``precision``.
 
     Raises:
         MatteError: for an unknown predictor, missing weights or a precision that cannot run.
@@ -247,11 +258,11 @@ def load(name: str, device: str, precision: str) -> Predictor:
         predictor = load_predictor(name, device=device)
         chosen = resolve_precision(precision, predictor)
         if chosen != "fp32":
-            if not isinstance(predictor, CLIPMatPredictor):
-                raise ValueError(f"--precision applies to CLIPMat predictors, not {predictor.name}")
+            if not hasattr(predictor, "set_precision"):
+                raise ValueError(f"--precision does not apply to {predictor.name}")
             predictor.set_precision(chosen)
     except (FileNotFoundError, ValueError, ImportError) as err:
-        raise MatteError(f"cannot load predictor {name!r}: {_one_line(err)}") from None
+        raise MatteError(f"cannot load predictor {name!r}: {one_line(err)}") from None
     return predictor
 
 
@@ -268,10 +279,10 @@ def render(rgb: np.ndarray, alpha: np.ndarray, args: argparse.Namespace) -> np.n
     if args.edit == "color":
         return editing.fill_color(rgb, alpha, args.color)
     if args.edit == "background":
-        background: Any = args.background
-        if Path(background).is_file():
+        background: Any = args.background  # a file, a colour, "blur" or an image read already
+        if isinstance(background, str) and Path(background).is_file():
             background = load_image(background)
-        elif background.strip().lower() == "blur":
+        elif isinstance(background, str) and background.strip().lower() == "blur":
             background = "blur"
         return editing.replace_background(rgb, alpha, background)
     settings = {name: getattr(args, name) for name in HIGHLIGHT_OPTIONS}
@@ -291,7 +302,7 @@ def write(image: np.ndarray, out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_png(image, out)
     except OSError as err:
-        raise MatteError(f"cannot write {out}: {_one_line(err)}") from None
+        raise MatteError(f"cannot write {out}: {one_line(err)}") from None
 
 
 def report(result: MattingResult, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -304,7 +315,7 @@ def report(result: MattingResult, args: argparse.Namespace, **extra: Any) -> dic
         "setting": result.setting,
         "confidence": round(float(result.confidence), 4),
         "unsure": bool(result.unsure),
-        "notes": list(dict.fromkeys(_one_line(n) for n in result.notes)),
+        "notes": list(dict.fromkeys(one_line(n) for n in result.notes)),
         "seconds": round(float(result.seconds), 3),
         **extra,
     }
@@ -327,7 +338,7 @@ def _ours(caught: warnings.WarningMessage) -> bool:
     return in_package and issubclass(caught.category, UserWarning)
 
 
-def _one_line(message: Any) -> str:
+def one_line(message: Any) -> str:
     """A message on one line (an error's lines joined)."""
     return " ".join(str(message).split())
 
@@ -353,7 +364,7 @@ def matte(
             )
             image = render(rgb, result.alpha, args)
         except ValueError as err:
-            raise MatteError(_one_line(err)) from None
+            raise MatteError(one_line(err)) from None
     ours = [w for w in caught if _ours(w)]
     for w in caught:
         if w not in ours:  # another library's warning: shown as usual
@@ -372,7 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         rgb = load_image(args.photo)
     except (OSError, ValueError) as err:
-        raise MatteError(f"cannot read the photo {args.photo}: {_one_line(err)}") from None
+        raise MatteError(f"cannot read the photo {args.photo}: {one_line(err)}") from None
     check_prompts(rgb.shape[:2], args.box, args.points)
     result, image, predictor, loaded = matte(args, rgb)
     write(image, Path(args.out))

@@ -149,9 +149,9 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", *PRECISIONS),
         default="auto",
-        help="CPU path of a CLIPMat predictor's CLIP towers (clipmat.precision); 'auto': "
-        f"the first of {', '.join(CPU_PRECISIONS)} this CPU runs, fp32 on a GPU. Zero-shot "
-        "predictors run in fp32",
+        help="CPU path of the predictor's CLIP towers, CLIPMat or zero-shot (clipmat.precision); "
+        f"'auto': the first of {', '.join(CPU_PRECISIONS)} this CPU runs, fp32 on a GPU "
+        "(onnx: zero-shot predictors take int8)",
     )
     parser.add_argument(
         "--threads",
@@ -168,7 +168,8 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """The precision ``--precision`` means on ``device`` (see :func:`clipmat.precision.auto_precision`)."""
+    """The precision ``--precision`` means on ``device`` for every predictor, CLIPMat and
+    zero-shot alike (see :func:`clipmat.precision.auto_precision`)."""
     return auto_precision(device) if precision == "auto" else precision
 
 

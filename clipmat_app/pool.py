@@ -12,31 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from clipmat.factory import create_model
 from clipmat.precision import check_precision
 from clipmat.predictors.base import Predictor
 from clipmat.predictors.clipmat import CLIPMatPredictor
-from clipmat.predictors.loading import auto_choice, list_predictors, load_predictor
+from clipmat.predictors.loading import RANDOM_SEED, auto_choice, list_predictors, load_predictor
 from clipmat.predictors.results import MattingResult, Photo
 from clipmat.pretrained import registry
 
 RANDOM_TINY = "random-tiny"  # developer option: random weights, garbage mattes, instant
-RANDOM_TINY_SEED = 24  # a seed whose random model gives a matte that varies over the photo
+RANDOM_TINY_SEED = RANDOM_SEED  # 24: its random model gives a matte that varies over the photo
 RANDOM_TINY_LICENCE = "none needed: random weights, for interface development only"
 
 
 def create_random_tiny(
     device: Any = "cpu", seed: int = RANDOM_TINY_SEED, precision: str = "fp32"
 ) -> CLIPMatPredictor:
-    """A predictor on the tiny test model with seeded random weights, the same in every process."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = create_model("clipmat-tiny")
-    return CLIPMatPredictor(
-        model, name=RANDOM_TINY, licence=RANDOM_TINY_LICENCE, device=device, precision=precision
+    """A predictor on the tiny test model with seeded random weights, the same in every process:
+    ``load_predictor("clipmat-tiny", pretrained=False)`` named RANDOM_TINY."""
+    predictor = load_predictor(
+        "clipmat-tiny", pretrained=False, seed=seed, device=device, precision=precision
     )
+    predictor.name, predictor.licence = RANDOM_TINY, RANDOM_TINY_LICENCE
+    return predictor
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,9 @@ class PredictorPool:
             beside the registered ones (e.g. RANDOM_TINY, a checkpoint file).
         device: passed to every predictor ("auto" picks CUDA when present).
         allow_download: for registered weights (None: download unless HF_HUB_OFFLINE).
-        precision: the CLIP towers' CPU path for CLIPMat predictors ("fp32", "bf16", "int8",
-            "onnx"; :mod:`clipmat.precision`); zero-shot predictors always run in fp32.
+        precision: the CLIP towers' CPU path ("fp32", "bf16", "int8", "onnx";
+            :mod:`clipmat.precision`), for CLIPMat and zero-shot predictors alike; "onnx"
+            exports a CLIPMat's image tower only, so zero-shot predictors take "int8" for it.
     """
 
     def __init__(
@@ -167,7 +165,7 @@ class PredictorPool:
                         name,
                         device=self.device,
                         allow_download=self.allow_download,
-                        precision="fp32" if weights.zero_shot else self.precision,
+                        precision=_precision_for(weights, self.precision),
                     )
                 except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
                     first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
@@ -184,3 +182,9 @@ class PredictorPool:
         predictor = self.get(name)
         with self._locks[name]:
             return predictor.predict(photo, phrase, **options)
+
+
+def _precision_for(weights: registry.WeightSpec, precision: str) -> str:
+    """The precision a registered predictor runs at in a pool at ``precision``: the same, but
+    "int8" for the zero-shot predictor when the pool's is "onnx" (int8 weights either way)."""
+    return "int8" if weights.zero_shot and precision == "onnx" else precision

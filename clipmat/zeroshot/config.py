@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipmat.model.backbone import DENSE_METHODS
+from clipmat.precision import check_device
 from clipmat.zeroshot import prompts
 from clipmat.zeroshot.windows import SlidingProtocol
 
@@ -24,6 +25,21 @@ argmax of the cosines and uses softmax(100 x cosine) where it needs probabilitie
 ClearCLIP's ablations) take the CLIP's learned scale, as this project did before."""
 
 AUTO_WINDOW = "auto"  # the window's side is the short side the photo is resized to
+
+PRECISIONS = ("fp32", "bf16", "int8")  # the zero-shot predictor's (no "onnx": see check_precision)
+
+
+def check_precision(precision: str, device: Any = "cpu") -> None:
+    """Raise a ValueError when the zero-shot predictor cannot run at ``precision`` on
+    ``device``: "onnx" exports only the image blocks a CLIPMat reads (its dense and pooled
+    readings need every block), and the CPU paths' own conditions
+    (:func:`clipmat.precision.check_device`)."""
+    if precision == "onnx":
+        raise ValueError(
+            "precision 'onnx' applies to CLIPMat predictors only; the zero-shot predictor runs "
+            f"at {', '.join(PRECISIONS)}: use 'int8' (or 'bf16' on a CPU with native bf16)"
+        )
+    check_device(precision, device)
 
 
 @dataclass

@@ -9,11 +9,17 @@ from typing import Any
 from clipmat.config import CLIPMatConfig, CLIPTowersConfig
 from clipmat.model.backbone import CLIPBackbone, load_clip_state_dict
 from clipmat.pretrained import hub, registry, weights_io
-from clipmat.zeroshot.config import ZeroShotConfig
+from clipmat.zeroshot.config import ZeroShotConfig, check_precision
 from clipmat.zeroshot.predictor import ZeroShotPredictor
 from clipmat.zeroshot.windows import CLEARCLIP
 
 _CLIPMAT_PREFIX = "backbone.clip."
+
+
+def registry_config() -> ZeroShotConfig:
+    """The config of the registry's zero-shot predictor: ClearCLIP's evaluation protocol for
+    ViT-B/16 (short side 448, windows of 448 every 224 pixels, logit scale 50)."""
+    return ZeroShotConfig.from_protocol(CLEARCLIP, method="clearclip")
 
 
 def clip_towers(arch: str, *, quick_gelu: bool = True) -> CLIPTowersConfig:
@@ -83,37 +89,48 @@ def load_zeroshot_predictor(
     config: ZeroShotConfig | None = None,
     device: Any = "auto",
     allow_download: bool | None = None,
+    precision: str = "fp32",
 ) -> ZeroShotPredictor:
     """The zero-shot predictor on public CLIP weights from the registry (or a local file).
 
     Args:
-        weights: a CLIP weights name of :mod:`clipmat.pretrained.registry` (e.g. "ViT-B-16.openai") or a
-            file path (a CLIP saved by ``clipmat.training.clip_pretrain`` or a CLIPMat checkpoint).
+        weights: a CLIP weights name of :mod:`clipmat.pretrained.registry` (e.g.
+            "ViT-B-16.openai") or a file path (a CLIP saved by
+            ``clipmat.training.clip_pretrain`` or a CLIPMat checkpoint).
         name: the predictor's name in results.
         config: dense method, windows, logit scale, prompts, resolutions. Default for
-            registry weights: ClearCLIP's evaluation protocol for ViT-B/16 (short side 448,
-            windows of 448 every 224 pixels, logit scale 50); for a file: the default
+            registry weights: :func:`registry_config`; for a file: the default
             :class:`ZeroShotConfig` (windows at the CLIP's own resolution).
         device: "auto" picks CUDA when available.
         allow_download: fetch missing weights (None: unless HF_HUB_OFFLINE is set).
+        precision: "fp32", or both towers on a CPU path, "int8" or "bf16" (where the CPU
+            computes bf16 natively), converted in place after loading (no second copy).
 
     Raises:
-        clipmat.pretrained.hub.WeightsNotFoundError: weights neither on disk nor downloadable; the message
-            says where it looked and how to get them.
+        ValueError: a precision that cannot run here (checked before any weights are read).
+        clipmat.pretrained.hub.WeightsNotFoundError: weights neither on disk nor downloadable;
+            the message says where it looked and how to get them.
     """
+    check_precision(precision, device)
     if Path(weights).is_file():
         backbone, _ = load_clip_backbone(weights)
-        return ZeroShotPredictor(backbone, config=config, name=name, device=device)
-    spec = registry.get_weight_spec(weights)
-    if not spec.zero_shot:
-        raise ValueError(f"{weights!r} are not CLIP weights; the zero-shot predictor needs CLIP")
-    path = hub.resolve_weights(spec.name, allow_download=allow_download)
-    backbone, _ = load_clip_backbone(path, clip_towers(spec.arch))
-    return ZeroShotPredictor(
-        backbone,
-        config=config or ZeroShotConfig.from_protocol(CLEARCLIP, method="clearclip"),
-        name=name,
-        licence=spec.licence,
-        device=device,
-        domain=spec.domain,
-    )
+        predictor = ZeroShotPredictor(backbone, config=config, name=name, device=device)
+    else:
+        spec = registry.get_weight_spec(weights)
+        if not spec.zero_shot:
+            raise ValueError(
+                f"{weights!r} are not CLIP weights; the zero-shot predictor needs CLIP"
+            )
+        path = hub.resolve_weights(spec.name, allow_download=allow_download)
+        backbone, _ = load_clip_backbone(path, clip_towers(spec.arch))
+        predictor = ZeroShotPredictor(
+            backbone,
+            config=config or registry_config(),
+            name=name,
+            licence=spec.licence,
+            device=device,
+            domain=spec.domain,
+        )
+    if precision != "fp32":
+        predictor.set_precision(precision)
+    return predictor

@@ -13,8 +13,11 @@ isolation of proposals (a square crop around the region, the rest blurred, throu
 image embedding), since a patch knows less about an object's shape than the whole crop does.
 The best candidate (or the one at a named position) is turned into a trimap at a working
 resolution, matted in closed form, and upsampled to the photo's size with a guided filter. The
-windows' patch embeddings are combined once per photo and cached, so a second phrase on the same
-photo costs only the text tower, the candidates' crops and the matting.
+windows' patch embeddings are combined once per photo and cached, and so are the crops' pooled
+embeddings (by region, :mod:`clipmat.zeroshot.crops`) and the competitors' text embeddings (once
+per predictor), so a second phrase on the same photo costs its text tower, the crops of regions
+not seen before and the matting. ``precision`` runs both towers on the CPU paths of
+:mod:`clipmat.precision` ("int8", or "bf16" where the CPU computes it natively).
 """
 
 from __future__ import annotations
@@ -22,12 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from clipmat import refine
 from clipmat.model.backbone import CLIPBackbone
+from clipmat.precision import apply_precision, precision_of
 from clipmat.predictors.base import Predictor
 from clipmat.predictors.results import (
     EncodedImage,
@@ -39,52 +41,23 @@ from clipmat.predictors.results import (
 )
 from clipmat.runtime import LRUCache, autocast
 from clipmat.transforms import model_input_size, to_model_input
-from clipmat.zeroshot import dense, prompts, windows
-from clipmat.zeroshot.config import ZeroShotConfig
+from clipmat.zeroshot import crops, dense, prompts, windows
+from clipmat.zeroshot.config import ZeroShotConfig, check_precision
+from clipmat.zeroshot.crops import CROP_FILL, CROP_SIDE, isolate_region
+from clipmat.zeroshot.matting import MIN_MATTING_SIDE, matte_regions, matting_size
+
+__all__ = [
+    "CROP_FILL",
+    "CROP_SIDE",
+    "MIN_MATTING_SIDE",
+    "ZeroShotPredictor",
+    "isolate_region",
+    "matting_size",
+]
 
 TEXT_CACHE_SIZE = 256  # phrases whose ensembled embeddings are kept
 MAX_FALLBACK_AREA = 0.5  # largest fallback candidate, as a fraction of the patch grid
-CROP_FILL = 0.75  # a region's crop is a square whose side is its longest side / this
-CROP_SIDE = 224  # crops are scored at most at this side (CLIP's pretraining resolution)
 MAX_CROPS = 8  # regions cropped at most (the best by dense score; see _crop_scores)
-MIN_MATTING_SIDE = 3  # closed-form matting builds its Laplacian on 3 x 3 windows; thinner
-# photos get the coarse map (see _matte)
-
-
-def matting_size(height: int, width: int, max_side: int) -> tuple[int, int]:
-    """The closed-form matting resolution: long side at most ``max_side``, aspect kept (see
-    :func:`refine.working_size`), but each side at least ``MIN_MATTING_SIDE`` pixels where the
-    photo has them (a 700 x 3 photo is matted at 700 x 3, not 768 x 1)."""
-    h, w = refine.working_size(height, width, max_side)
-    return max(h, min(height, MIN_MATTING_SIDE)), max(w, min(width, MIN_MATTING_SIDE))
-
-
-def isolate_region(photo: np.ndarray, mask: np.ndarray, fill: float = CROP_FILL) -> np.ndarray:
-    """A square crop of ``photo`` around a patch-grid ``mask``, blurred outside the mask.
-
-    Args:
-        photo: (H, W, 3) uint8.
-        mask: (h, w) bool on the patch grid.
-        fill: share of the crop's side that the region's longer side takes.
-
-    Returns:
-        (S, S, 3) uint8 crop (the square is moved to stay inside the photo, and shrinks to the
-        photo's shorter side when it cannot).
-    """
-    height, width = photo.shape[:2]
-    sy, sx = height / mask.shape[0], width / mask.shape[1]
-    ys, xs = np.nonzero(mask)
-    y0, y1 = ys.min() * sy, (ys.max() + 1) * sy
-    x0, x1 = xs.min() * sx, (xs.max() + 1) * sx
-    side = round(min(max(y1 - y0, x1 - x0) / fill, height, width))
-    top = round(np.clip((y0 + y1) / 2 - side / 2, 0, height - side))
-    left = round(np.clip((x0 + x1) / 2 - side / 2, 0, width - side))
-    crop = photo[top : top + side, left : left + side]
-    keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    rows = np.minimum(((top + np.arange(side)) / sy).astype(int), mask.shape[0] - 1)
-    cols = np.minimum(((left + np.arange(side)) / sx).astype(int), mask.shape[1] - 1)
-    blurred = cv2.GaussianBlur(crop, (0, 0), max(1.0, side / 32))
-    return np.where(keep[rows][:, cols][..., None], crop, blurred)
 
 
 @dataclass
@@ -93,6 +66,7 @@ class _ImageEntry:
     # unit embeddings averaged on the grid (not normalised again: a dot product with a unit text
     # embedding is then the windows' averaged cosine)
     work: tuple[int, int]  # matting resolution (h, w)
+    crops: LRUCache[torch.Tensor]  # unit pooled embeddings of isolated regions, by mask
 
 
 class ZeroShotPredictor(Predictor[_ImageEntry]):
@@ -111,6 +85,9 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         device: "auto", "cpu", "cuda", ...
         cache_size: how many photos' patch embeddings to keep.
         domain: what the CLIP was trained on.
+        precision: "fp32", or a CPU path of both towers, "int8" or "bf16" (where the CPU
+            computes bf16 natively; :func:`clipmat.precision.apply_precision`, the backbone
+            itself is not changed). A backbone converted beforehand keeps its precision.
     """
 
     def __init__(
@@ -123,21 +100,39 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         device: Any = "auto",
         cache_size: int = 4,
         domain: str = "",
+        precision: str = "fp32",
     ) -> None:
         super().__init__(
             name=name, licence=licence, device=device, cache_size=cache_size, domain=domain
         )
+        check_precision(precision, self.device)
         self.config = config or ZeroShotConfig()
-        self.backbone = backbone.to(self.device).eval()
+        self.backbone = apply_precision(backbone.to(self.device).eval(), precision)
+        self.precision = self._precision()
         self.image_size = int(self.config.image_size or backbone.cfg.vision["image_size"])
         self.sliding = self.config.sliding(self.image_size)  # (window, stride) or None
         learned = float(backbone.clip.logit_scale.detach().exp())
         self.logit_scale = self.config.resolved_logit_scale(learned)
         self._text_cache: LRUCache[torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
+        self._competitors: torch.Tensor | None = None  # (M, E), the config's prompts, once
         self.stats["text_encodes"] = 0
 
+    def _precision(self) -> str:
+        """The towers' precision (a stand-in backbone without open_clip towers: fp32)."""
+        return precision_of(self.backbone) if isinstance(self.backbone, CLIPBackbone) else "fp32"
+
+    def set_precision(self, precision: str) -> None:
+        """Convert this predictor's fp32 towers to ``precision`` in place (no copy of the
+        backbone: for a predictor loaded at fp32); every cached embedding is forgotten."""
+        check_precision(precision, self.device)
+        self.backbone = apply_precision(self.backbone, precision, inplace=True)
+        self.precision = self._precision()
+        self.clear_cache()
+        self._competitors = None
+
     def clear_cache(self) -> None:
-        """Forget every cached photo's patch embeddings and every phrase's text embedding."""
+        """Forget every cached photo's patch and crop embeddings and every phrase's text
+        embedding (the competitors' prompts, fixed by the config, are kept)."""
         super().clear_cache()
         self._text_cache.clear()
 
@@ -147,14 +142,15 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
             patches = self._encode_global(photo.rgb)
         else:
             patches = self._encode_windows(photo.rgb, *self.sliding)
-        return _ImageEntry(patches, matting_size(height, width, self.config.matting_side))
+        work = matting_size(height, width, self.config.matting_side)
+        return _ImageEntry(patches, work, crops.new_cache())
 
     def _encode_global(self, rgb: np.ndarray) -> torch.Tensor:
         """(h, w, E) unit patch embeddings of one pass over the photo at ``image_size``."""
         patch = self.backbone.patch_size
         size = model_input_size(*rgb.shape[:2], short_side=self.image_size, multiple=patch)
         x = self.backbone.normalize(to_model_input(rgb, size).to(self.device))
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             feats = self.backbone.encode_dense(x, method=self.config.method)[0]
         return torch.nn.functional.normalize(feats.float(), dim=-1)
 
@@ -173,7 +169,7 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         size = windows.resized_size(*rgb.shape[:2], self.image_size)
         x = self.backbone.normalize(windows.resize_photo(rgb, size).to(self.device))
         boxes = windows.window_boxes(*size, window, stride)
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             feats, pads = windows.encode_windows(self.backbone, x, boxes, method=self.config.method)
         maps = [torch.nn.functional.normalize(f.float(), dim=-1).permute(2, 0, 1) for f in feats]
         grid = windows.grid_size(*size, self.backbone.patch_size)
@@ -205,7 +201,7 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
             templates = self.config.templates
             texts = [t for p in missing for t in prompts.expand_templates(p, templates)]
             ids = prompts.tokenize(texts, self.backbone.text_context_length).to(self.device)
-            with autocast(self.device):
+            with autocast(self.device, self.precision):
                 emb = self.encode_text(ids).float()
             emb = torch.nn.functional.normalize(emb, dim=-1).view(len(missing), len(templates), -1)
             emb = torch.nn.functional.normalize(emb.mean(dim=1), dim=-1)
@@ -235,10 +231,12 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         may compete with them (:func:`dense.keep_competitors`: a competitor that is one of the
         parts by its embedding, as "sky" is for "the sky", is left out)."""
         phrases = self.embed_phrases(parts)
-        names = list(dict.fromkeys(self.config.distractors + self.config.background))
+        names = tuple(dict.fromkeys(self.config.distractors + self.config.background))
         if not names:
             return phrases
-        competitors = self.embed_phrases(names)
+        if self._competitors is None or self._competitors[0] != names:
+            self._competitors = (names, self.embed_phrases(list(names)))
+        competitors = self._competitors[1]
         keep = dense.keep_competitors(phrases, competitors)
         return torch.cat([phrases, competitors[keep]])
 
@@ -253,18 +251,8 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         """One phrase (or union of phrases): every part's regions become the candidates, in
         order; each part's own choice is matted, or the candidates ``select`` names."""
         parts = prompts.split_union(phrase)
-        entry, rgb = image.features, image.photo.rgb
-        classes = self._class_embeddings(parts)
-        probs = dense.class_probabilities(
-            entry.patches, classes, self.logit_scale, normalize_patches=False
-        )
-        cosine = dense.cosine_map(entry.patches, classes[: len(parts)], normalize_patches=False)
-        found = []  # (part, its probability map, its regions, its threshold, its own choice)
-        for i, part in enumerate(parts):
-            prob, cos = probs[i].cpu().numpy(), cosine[i].cpu().numpy()
-            regions, threshold = self._regions(rgb, prob, cos, classes[i])
-            own = dense.choose_region(regions, prompts.position_preference(part)) if regions else -1
-            found.append((part, prob, regions, threshold, own))
+        rgb = image.photo.rgb
+        found = self._part_regions(image, parts)
         candidates = [  # every part's regions, in order
             make_candidate(
                 part,
@@ -290,7 +278,7 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
             confidences.append(max(regions[k].share * regions[k].probability for k in picks))
             chosen = [dense.region_probability(prob, regions, k) for k in picks]
             kept.append((np.maximum.reduce(chosen), threshold))
-        alpha, trimap = self._matte(rgb, entry, kept, matting)
+        alpha, trimap = self._matte(rgb, image.features, kept, matting)
         return MattingResult(
             alpha=alpha,
             text=phrase,
@@ -302,14 +290,36 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
             candidates=candidates,
         )
 
-    def _regions(
-        self, rgb: np.ndarray, prob: np.ndarray, cos: np.ndarray, text: torch.Tensor
-    ) -> tuple[list[dense.Region], float]:
-        """A phrase's candidate regions (best first) and the probability level that made them.
+    def _part_regions(
+        self, image: EncodedImage[_ImageEntry], parts: list[str]
+    ) -> list[tuple[str, np.ndarray, list[dense.Region], float, int]]:
+        """Per part of a union: (the part, its (h, w) probability map, its regions best first,
+        the level that made them, the index of its own choice or -1). The parts' regions are
+        found on the dense map, then the crops of all of them are scored whole in one batch."""
+        entry = image.features
+        classes = self._class_embeddings(parts)
+        probs = dense.class_probabilities(
+            entry.patches, classes, self.logit_scale, normalize_patches=False
+        )
+        cosine = dense.cosine_map(entry.patches, classes[: len(parts)], normalize_patches=False)
+        maps = [(probs[i].cpu().numpy(), cosine[i].cpu().numpy()) for i in range(len(parts))]
+        found = [self._regions(prob, cos) for prob, cos in maps]
+        region_lists = self._rescore(image, [r for r, _ in found], classes[: len(parts)])
+        out = []
+        for part, (prob, _), regions, (_, threshold) in zip(
+            parts, maps, region_lists, found, strict=True
+        ):
+            own = dense.choose_region(regions, prompts.position_preference(part)) if regions else -1
+            out.append((part, prob, regions, threshold, own))
+        return out
+
+    def _regions(self, prob: np.ndarray, cos: np.ndarray) -> tuple[list[dense.Region], float]:
+        """A phrase's candidate regions on the dense map (best first) and the probability level
+        that made them.
 
         With no patch above ``config.threshold`` the level falls to ``config.fallback`` x the
         best patch (a referring phrase presumes its object), and regions over
-        ``MAX_FALLBACK_AREA`` of the grid are dropped. Several regions are also scored whole.
+        ``MAX_FALLBACK_AREA`` of the grid are dropped.
         """
         threshold = self.config.threshold
         fallback = prob.max() <= threshold and self.config.fallback > 0
@@ -324,12 +334,26 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         )
         if fallback:  # a guess that covers most of the photo is no guess
             regions = [r for r in regions if r.area <= MAX_FALLBACK_AREA * prob.size]
-        if self.config.crop_weight > 0 and len(regions) > 1:
-            w = self.config.crop_weight
-            crops = self._crop_scores(rgb, regions, text)
-            scores = [(1 - w) * r.score + w * c for r, c in zip(regions, crops, strict=True)]
-            regions = dense.rescore_regions(regions, scores, self.logit_scale)
         return regions, threshold
+
+    def _rescore(
+        self,
+        image: EncodedImage[_ImageEntry],
+        region_lists: list[list[dense.Region]],
+        texts: torch.Tensor,
+    ) -> list[list[dense.Region]]:
+        """Each list of two or more regions rescored with its crops' scores (weight
+        ``config.crop_weight``), the crops of every list in one batch; ``texts``: (N, E)."""
+        w = self.config.crop_weight
+        todo = [i for i, regions in enumerate(region_lists) if w > 0 and len(regions) > 1]
+        if not todo:
+            return region_lists
+        scores = self._crop_scores(image, [region_lists[i] for i in todo], texts[todo])
+        out = list(region_lists)
+        for i, crop in zip(todo, scores, strict=True):
+            mixed = [(1 - w) * r.score + w * c for r, c in zip(out[i], crop, strict=True)]
+            out[i] = dense.rescore_regions(out[i], mixed, self.logit_scale)
+        return out
 
     def _matte(
         self,
@@ -338,42 +362,39 @@ class ZeroShotPredictor(Predictor[_ImageEntry]):
         kept: list[tuple[np.ndarray, float]],
         matting: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(alpha, trimap) at the photo's size from the chosen regions' probability maps: a
-        trimap at the working resolution matted in closed form, or (``matting`` False, or a
-        photo thinner than ``MIN_MATTING_SIDE``) the maps themselves upsampled bilinearly
-        (then the trimap is all background)."""
-        height, width = rgb.shape[:2]
-        if not kept:
-            return np.zeros((height, width), np.float32), np.zeros((height, width), np.uint8)
-        if not matting or min(entry.work) < MIN_MATTING_SIDE:
-            coarse = np.maximum.reduce([k.astype(np.float32) for k, _ in kept])
-            alpha = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
-            return np.clip(alpha, 0.0, 1.0).astype(np.float32), np.zeros((height, width), np.uint8)
-        work_h, work_w = entry.work
-        band = max(2, round(self.config.band * work_h / entry.patches.shape[0]))
-        trimaps = [
-            refine.trimap_from_probability(k, (work_h, work_w), band=band, threshold=t)
-            for k, t in kept
-        ]
-        trimap_work = np.maximum.reduce(trimaps)  # fg > unknown > bg across the union
-        alpha = refine.matte_from_trimap(rgb, trimap_work)
-        trimap = cv2.resize(trimap_work, (width, height), interpolation=cv2.INTER_NEAREST)
-        return alpha, trimap
+        """(alpha, trimap) at the photo's size from the chosen regions' probability maps
+        (:func:`matting.matte_regions`), the trimap's band ``config.band`` patches wide."""
+        band = max(2, round(self.config.band * entry.work[0] / entry.patches.shape[0]))
+        return matte_regions(rgb, kept, entry.work, band, matting)
 
-    @torch.inference_mode()
     def _crop_scores(
-        self, rgb: np.ndarray, regions: list[dense.Region], text: torch.Tensor
-    ) -> list[float]:
-        """Cosine of the phrase to each region seen alone, as a whole image (after ReCLIP's
-        isolation of proposals: a square crop around the region, everything outside the region
-        blurred), through the CLIP's pooled image embedding. Regions past the first
-        ``MAX_CROPS`` (``regions`` come best first) get the lowest score measured."""
-        crops = [isolate_region(rgb, r.mask) for r in regions[:MAX_CROPS]]
+        self,
+        image: EncodedImage[_ImageEntry],
+        region_lists: list[list[dense.Region]],
+        texts: torch.Tensor,
+    ) -> list[list[float]]:
+        """Per list, the cosine of its phrase (a row of ``texts``, (N, E)) to each region seen
+        alone, as a whole image (after ReCLIP's isolation of proposals: a square crop around the
+        region, everything outside the region blurred), through the CLIP's pooled image
+        embedding (:func:`crops.crop_embeddings`: cached per photo by region, all lists' new
+        crops in one batch). Regions past a list's first ``MAX_CROPS`` (lists come best first)
+        get the lowest score measured in that list."""
         patch = self.backbone.patch_size
         side = min(self.image_size, CROP_SIDE) // patch * patch
-        x = torch.cat([to_model_input(c, (side, side)) for c in crops]).to(self.device)
-        with autocast(self.device):
-            emb = self.backbone.encode_pooled(self.backbone.normalize(x)).float()
-        emb = torch.nn.functional.normalize(emb, dim=-1)
-        scores = (emb @ text.float().to(emb.device)).tolist()
-        return scores + [min(scores)] * (len(regions) - len(scores))
+        masks = [r.mask for regions in region_lists for r in regions[:MAX_CROPS]]
+        emb = crops.crop_embeddings(
+            self.backbone,
+            image.photo.rgb,
+            masks,
+            image.features.crops,
+            side=side,
+            device=self.device,
+            precision=self.precision,
+        )
+        out, first = [], 0
+        for regions, text in zip(region_lists, texts, strict=True):
+            n = min(len(regions), MAX_CROPS)
+            scores = (emb[first : first + n] @ text.float().to(emb.device)).tolist()
+            first += n
+            out.append(scores + [min(scores)] * (len(regions) - n))
+        return out

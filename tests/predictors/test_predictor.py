@@ -199,8 +199,8 @@ def test_precision_is_a_predictor_option(mini_world):
     assert np.abs(a - b).mean() < 0.02 and ((a > 0.5) == (b > 0.5)).mean() > 0.97
     with pytest.raises(ValueError, match="unknown precision"):
         clipmat.load_predictor("mini-world", device="cpu", precision="int4")
-    with pytest.raises(ValueError, match="CLIPMat predictors only"):
-        clipmat.load_predictor("zeroshot-vitb16", precision="int8")
+    with pytest.raises(ValueError, match="'onnx' applies to CLIPMat predictors only"):
+        clipmat.load_predictor("zeroshot-vitb16", precision="onnx", pretrained=False)
 
 
 def test_an_empty_matte_says_so(mini_world):
