@@ -419,9 +419,7 @@ def test_zeroshot_offline_fails_fast_and_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     start = time.perf_counter()
-    with pytest.raises(
-        clipmat.WeightsNotFoundError, match="clipmat download ViT-B-16.openai"
-    ):
+    with pytest.raises(clipmat.WeightsNotFoundError, match="clipmat download ViT-B-16.openai"):
         clipmat.load_predictor("zeroshot-vitb16")
     assert time.perf_counter() - start < 1.0
     status = {s.name: s for s in clipmat.list_predictors()}["zeroshot-vitb16"]
