@@ -118,7 +118,7 @@ class Callbacks:
         points=None,
         box=None,
         candidate=None,
-        progress=gr.Progress(),  # noqa: B008  (Gradio reads its progress tracker here)
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio reads its tracker here)
     ):
         """/matte: the matte, overlay, status, cutout and 16-bit matte files, the candidates
         ([{index, phrase, score, box, area, chosen}, ...], boxes in the photo's pixels), and
@@ -137,7 +137,7 @@ class Callbacks:
         points=None,
         box=None,
         candidate=None,
-        progress=gr.Progress(),  # noqa: B008  (Gradio reads its progress tracker here)
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio reads its tracker here)
     ):
         """The page's Matte button and Enter: as /matte, but the downloads (the photo's own
         size) follow in their own event, so the matte is shown first."""
@@ -254,10 +254,10 @@ class Callbacks:
         except (ValueError, TypeError) as err:
             raise user_error(str(err)) from None
 
-    def select_predictor(self, name: str, progress=gr.Progress()):  # noqa: B008
+    def select_predictor(self, name: str, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         """Load the predictor the user picked and describe it."""
         try:
-            progress(0.1, desc=f"Loading {name}")
+            progress(0.1, desc=f"Loading {name} (its first use may download weights)")
             self.pool.get(name)
         except ValueError as err:
             gr.Warning(str(err))

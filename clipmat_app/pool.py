@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ class PredictorPool:
         self._extra = dict(extra or {})
         self._loaded: dict[str, Predictor] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self._pool_lock = threading.Lock()
+        self._loading: dict[str, Future[Predictor]] = {}  # loads in progress, by name
+        self._pool_lock = threading.Lock()  # guards the tables above, never held while loading
 
     @classmethod
     def from_option(cls, option: str | None, **kwargs: Any) -> tuple[PredictorPool, str | None]:
@@ -150,31 +152,65 @@ class PredictorPool:
     def get(self, name: str) -> Predictor:
         """The predictor ``name``, loaded on first use.
 
+        A load (a download included) holds no lock that calls on other predictors wait for:
+        the pool's lock guards only its tables. Callers asking for a predictor that is being
+        loaded wait for that one load and share its predictor, or its error; after an error
+        the next call tries again.
+
         Raises:
             ValueError: for an unknown name or one that cannot run here, with the reason.
         """
         with self._pool_lock:
             if name in self._loaded:
                 return self._loaded[name]
-            if name in self._extra:
-                item = self._extra[name]
-                predictor = item if isinstance(item, Predictor) else item()
-            elif (weights := registry.predictor_weights(name)) is not None:
-                try:
-                    predictor = load_predictor(
-                        name,
-                        device=self.device,
-                        allow_download=self.allow_download,
-                        precision=_precision_for(weights, self.precision),
-                    )
-                except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
-                    first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-                    raise ValueError(f"the {name} predictor cannot run here: {first}") from None
-            else:
-                raise ValueError(f"unknown predictor {name!r}; choose one of {self.names()}")
+            future = self._loading.get(name)
+            loader = future is None
+            if loader:
+                future = self._loading[name] = Future()
+        if not loader:
+            return future.result()  # the loader's predictor, or its error raised here
+        try:
+            predictor = self._load(name)
+        except BaseException as err:
+            with self._pool_lock:
+                del self._loading[name]  # the next call loads again
+            future.set_exception(err)
+            raise
+        with self._pool_lock:
             self._loaded[name] = predictor
             self._locks[name] = threading.Lock()
-            return predictor
+            del self._loading[name]
+        future.set_result(predictor)
+        return predictor
+
+    def loaded(self, name: str) -> bool:
+        """Whether ``name`` is loaded (a call to :meth:`get` returns at once)."""
+        with self._pool_lock:
+            return name in self._loaded
+
+    def loading(self, name: str) -> bool:
+        """Whether ``name`` is being loaded (or downloaded) now."""
+        with self._pool_lock:
+            return name in self._loading
+
+    def _load(self, name: str) -> Predictor:
+        """Load ``name`` (no lock held; see :meth:`get`)."""
+        if name in self._extra:
+            item = self._extra[name]
+            return item if isinstance(item, Predictor) else item()
+        weights = registry.predictor_weights(name)
+        if weights is None:
+            raise ValueError(f"unknown predictor {name!r}; choose one of {self.names()}")
+        try:
+            return load_predictor(
+                name,
+                device=self.device,
+                allow_download=self.allow_download,
+                precision=_precision_for(weights, self.precision),
+            )
+        except (OSError, NotImplementedError, ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise ValueError(f"the {name} predictor cannot run here: {first}") from None
 
     def predict(self, name: str, photo: Photo, phrase: str, **options: Any) -> MattingResult:
         """Run predictor ``name`` on one photo and phrase; ``options`` are ``predict``'s keyword

@@ -125,6 +125,9 @@ class MatteService:
         with self._exclusive(key):
             matte = self.lookup(key)
             if matte is None:
+                if not self.pool.loaded(predictor):  # loaded before a slot is taken
+                    step(0.1, desc=f"Loading {predictor} (its first use may download weights)")
+                    self.pool.get(predictor)
                 step(0.2, desc=f"Matting '{text}' with {predictor}" if text else "Matting the box")
                 with self._slot():
                     matte = self._compute(key, upload, text, predictor, refine, corrections)
