@@ -43,15 +43,20 @@ RETRY_SECONDS = 5
 PROMPT_CHECKS = {"points": points_problem, "box": box_problem, "candidate": candidate_problem}
 
 
-def client_address(request: Any, mode: str) -> str:
-    """The client's address: the socket peer (``mode="peer"``), or the first address of
-    X-Forwarded-For (``"forwarded"``, behind a proxy such as a Hugging Face Space's, which
-    writes it; a client can prepend its own, so this never merges two clients but can be
-    evaded)."""
-    if mode == "forwarded" and request is not None:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        if forwarded.split(",")[0].strip():
-            return forwarded.split(",")[0].strip()
+def client_address(request: Any, trusted_proxies: int = 0) -> str:
+    """The client's address, one the client cannot choose.
+
+    With ``trusted_proxies`` = 0 it is the connection's peer. Behind N proxies that each append
+    the address they saw to X-Forwarded-For (a Hugging Face Space has one), the first of them
+    wrote the client's address N places from the right; whatever stands left of it the client
+    may have written itself. A header with fewer than N addresses did not pass those proxies:
+    the peer is taken (as Werkzeug's ProxyFix does).
+    """
+    if trusted_proxies > 0 and request is not None:
+        forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= trusted_proxies:
+            return forwarded[-trusted_proxies]
     client = getattr(request, "client", None)
     return getattr(client, "host", None) or "unknown"
 
@@ -104,7 +109,8 @@ class Admission:
     Args:
         per_session: the most pending jobs of one session.
         per_address: the most pending jobs of one client address.
-        address_mode: "peer" or "forwarded" (see :func:`client_address`).
+        trusted_proxies: proxies in front of the app that append to X-Forwarded-For (see
+            :func:`client_address`; 0: the connection's address).
     """
 
     def __init__(
@@ -112,13 +118,13 @@ class Admission:
         *,
         per_session: int = PER_SESSION,
         per_address: int = PER_ADDRESS,
-        address_mode: str = "peer",
+        trusted_proxies: int = 0,
     ) -> None:
-        if address_mode not in ("peer", "forwarded"):
-            raise ValueError(f"address_mode must be 'peer' or 'forwarded', got {address_mode!r}")
+        if not isinstance(trusted_proxies, int) or trusted_proxies < 0:
+            raise ValueError(f"trusted_proxies must be 0 or more, got {trusted_proxies!r}")
         self.per_session = per_session
         self.per_address = per_address
-        self.address_mode = address_mode
+        self.trusted_proxies = trusted_proxies
         self.stats = {"admitted": 0, "refused_inputs": 0, "refused_busy": 0}
         self._joining: Counter[tuple[str, str]] = Counter()  # jobs being queued right now
 
@@ -136,7 +142,7 @@ class Admission:
                     self.stats["refused_inputs"] += 1
                     return False, problems, "validator_error"
             session = body.session_hash or f"no-session-{id(body)}"
-            address = client_address(request, self.address_mode)
+            address = client_address(request, self.trusted_proxies)
             self.check_busy(queue, session, address)
             keys = [("session", session), ("address", address)]
             self._joining.update(keys)
@@ -186,7 +192,7 @@ class Admission:
         addresses: Counter[str] = Counter()
         for event in waiting + running:
             sessions[event.session_hash] += 1
-            addresses[client_address(event.request, self.address_mode)] += 1
+            addresses[client_address(event.request, self.trusted_proxies)] += 1
         in_session = sessions[session] + self._joining[("session", session)]
         from_address = addresses[address] + self._joining[("address", address)]
         if in_session >= self.per_session or from_address >= self.per_address:

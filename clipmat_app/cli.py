@@ -1,7 +1,7 @@
 """Starting the app: ``python app.py``, ``python -m clipmat_app`` or ``clipmat app``.
 
 clipmat app [--host H] [--port P] [--predictor NAME|auto|CHECKPOINT] [--device D]
-            [--max-disk-mb N] [--client-address peer|forwarded]
+            [--max-disk-mb N] [--trusted-proxies N]
             [--precision auto|fp32|bf16|int8|onnx] [--threads N] [--matte-slots N]
 
 Everything the app writes (its output files, Gradio's uploads and cache) lives in one temporary
@@ -80,7 +80,7 @@ def build_app(
     name: str | None,
     *,
     max_disk_mb: float = DEFAULT_MAX_DISK_MB,
-    address_mode: str = "peer",
+    trusted_proxies: int = 0,
     matte_slots: int = MATTE_CONCURRENCY,
 ) -> App:
     """The app in its own folder under a disk budget, with Gradio's cache inside that folder.
@@ -95,7 +95,9 @@ def build_app(
     from clipmat_app.ui import build_demo
 
     service = MatteService(pool, storage=storage, matte_slots=matte_slots)
-    demo = build_demo(pool, name, service=service, admission=Admission(address_mode=address_mode))
+    demo = build_demo(
+        pool, name, service=service, admission=Admission(trusted_proxies=trusted_proxies)
+    )
     storage.pin_current()  # the examples, copied into Gradio's cache
     storage.start()
     return App(demo, service, storage)
@@ -128,16 +130,20 @@ def parse_args(argv: list[str] | None = None, prog: str = "python app.py") -> ar
         f"removed first (default {DEFAULT_MAX_DISK_MB})",
     )
     parser.add_argument(
-        "--client-address",
-        choices=("peer", "forwarded"),
-        default="forwarded" if os.environ.get("SPACE_ID") else "peer",
-        help="how clients are told apart for the per-address job cap: the connection's address, "
-        "or the first X-Forwarded-For address (behind a proxy; the default on a Space)",
+        "--trusted-proxies",
+        type=int,
+        metavar="N",
+        default=1 if os.environ.get("SPACE_ID") else 0,
+        help="proxies in front of the app that append to X-Forwarded-For: the per-address job "
+        "cap counts the address N places from its right (1 on a Space, else 0: the "
+        "connection's address)",
     )
     _add_compute_options(parser)
     args = parser.parse_args(argv)
     if args.max_disk_mb <= 0:
         parser.error("--max-disk-mb must be positive")
+    if args.trusted_proxies < 0:
+        parser.error("--trusted-proxies must be 0 or more")
     if args.threads is not None and args.threads < 1 or args.matte_slots < 1:
         parser.error("--threads and --matte-slots must be at least 1")
     return args
@@ -202,7 +208,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python app.py") -> None:
         pool,
         name,
         max_disk_mb=args.max_disk_mb,
-        address_mode=args.client_address,
+        trusted_proxies=args.trusted_proxies,
         matte_slots=args.matte_slots,
     )
     print(f"app: files in {app.storage.root}, at most {args.max_disk_mb:g} MB", file=sys.stderr)

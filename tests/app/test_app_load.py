@@ -53,7 +53,7 @@ def app(tiny_model, tmp_path_factory):
     pool = PredictorPool({RANDOM_TINY: lambda: gated}, device="cpu")
     work = tmp_path_factory.mktemp("load")
     service = MatteService(pool, workdir=work, max_side=512)
-    admission = Admission(address_mode="forwarded")
+    admission = Admission(trusted_proxies=1)  # as on a Space
     demo = build_demo(pool, RANDOM_TINY, service=service, admission=admission)
     url = serve_local(demo)
     config = httpx.get(f"{url}config").json()
@@ -97,6 +97,12 @@ def test_one_client_cannot_fill_the_queue(app):
         assert flood.count(200) == 4 and flood.count(429) == 66, flood
         crowd = [_join(app, f"tab{i}", "203.0.113.10", f"x {i}", photo) for i in range(20)]
         assert crowd.count(200) == 8 and crowd.count(429) == 12, crowd
+        # the same address behind the proxy, each job with an address of its own written left
+        # of it (as a client evading the cap would): still one address
+        spoof = [
+            _join(app, f"s{i}", f"10.0.0.{i}, 203.0.113.11", f"y {i}", photo) for i in range(12)
+        ]
+        assert spoof.count(200) == 8 and spoof.count(429) == 4, spoof
         start = time.perf_counter()
         out = victim.predict(*args, "cutout", [], 0.5, "#00ff00", None, False, api_name="/edit")
         assert time.perf_counter() - start < 5 and Path(out).stat().st_size > 0

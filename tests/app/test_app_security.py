@@ -287,3 +287,21 @@ def test_clicks_box_and_candidate_are_checked_before_they_are_queued(app):
     assert status == "complete" and out[2].startswith("**Matted from the box alone**")
     status, message = call(app.url, "matte", [photo, "", RANDOM_TINY, False, [[9, 9, False]]])
     assert status == "error" and "phrase is empty" in message and "draw a box" in message
+
+
+def test_the_address_counted_is_the_one_the_first_trusted_proxy_wrote():
+    from clipmat_app.admission import client_address
+
+    def request(forwarded: str | None):
+        headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
+        return SimpleNamespace(headers=headers, client=SimpleNamespace(host="10.9.9.9"))
+
+    spoofed = request("1.2.3.4, 5.6.7.8, 203.0.113.5")  # the client wrote the first two
+    assert client_address(spoofed, 0) == "10.9.9.9"  # no proxy: the connection
+    assert client_address(spoofed, 1) == "203.0.113.5"
+    assert client_address(spoofed, 2) == "5.6.7.8"
+    assert client_address(request("203.0.113.5"), 2) == "10.9.9.9"  # did not pass two proxies
+    assert client_address(request(None), 1) == "10.9.9.9"
+    assert client_address(request(" , 203.0.113.5 "), 1) == "203.0.113.5"
+    with pytest.raises(ValueError, match="trusted_proxies must be 0 or more"):
+        Admission(trusted_proxies=-1)
