@@ -98,7 +98,7 @@ class Server:
         self.url = f"http://127.0.0.1:{port}/"
         env = dict(os.environ, TMPDIR=self.temp.name, GRADIO_ANALYTICS_ENABLED="False")
         app_args = ["--predictor", predictor, "--port", str(port)]
-        app_args += ["--max-disk-mb", str(max_disk_mb), "--client-address", "forwarded"]
+        app_args += ["--max-disk-mb", str(max_disk_mb), "--trusted-proxies", "1"]
         app_args += ["--precision", precision]
         app_args += ["--matte-slots", str(matte_slots)] if matte_slots else []
         app_args += ["--threads", str(threads)] if threads else []

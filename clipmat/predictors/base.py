@@ -13,6 +13,7 @@ once) and ``_predict`` (the mattes of some phrases from those features, made of 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import Any, Generic
 
@@ -33,6 +34,7 @@ from clipmat.predictors.results import (
 from clipmat.runtime import LRUCache, check_phrases, select_device
 
 SETTINGS = ("auto", "keyword", "expression")
+_OWNERS = itertools.count(1)  # predictors' owner numbers, never reused in a process
 EMPTY_ALPHA = 0.05  # a matte whose highest alpha is below this is empty (a note says so)
 
 
@@ -61,6 +63,7 @@ class Predictor(Generic[F]):
         self.domain = domain
         self.device = select_device(device)
         self._cache: LRUCache[F] = LRUCache(cache_size)
+        self.owner = next(_OWNERS)  # marks the EncodedImages this predictor computed
         self.stats = {"image_encodes": 0, "cache_hits": 0}
 
     def _encode(self, photo: Photo) -> F:
@@ -88,13 +91,13 @@ class Predictor(Generic[F]):
                 used as is) or an :class:`EncodedImage` of this predictor (returned as is).
         """
         if isinstance(image, EncodedImage):
-            if image.owner == id(self):
+            if image.owner == self.owner:
                 return dataclasses.replace(image, cached=True)  # computed by an earlier call
             image = image.photo
         photo = Photo.load(image)
         feats, hit = self._cache.get_or_put(photo.key, lambda: self._encode(photo))
         self.stats["cache_hits" if hit else "image_encodes"] += 1
-        return EncodedImage(photo, feats, hit, self.name, id(self))
+        return EncodedImage(photo, feats, hit, self.name, self.owner)
 
     def clear_cache(self) -> None:
         """Forget every cached photo's features."""

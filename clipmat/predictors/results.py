@@ -45,7 +45,8 @@ class EncodedImage(Generic[F]):
         features: what the predictor computed from it (predictor-specific).
         cached: True when the features came from the predictor's cache.
         predictor: name of the predictor that computed them.
-        owner: ``id`` of that predictor object (features are only valid there).
+        owner: the ``owner`` number of that predictor object (features are only valid there),
+            unique in the process: unlike ``id()``, never reused by another predictor.
     """
 
     photo: Photo

@@ -213,3 +213,30 @@ def test_an_empty_matte_says_so(mini_world):
     assert empty.alpha.max() < 0.05 and empty.unsure
     assert any("nothing in the photo matched 'the red star'" in n for n in empty.notes)
     assert found.alpha.max() > 0.9 and not any("nothing" in n for n in found.notes)
+
+
+class _Encoder(clipmat.Predictor):
+    """A predictor whose features are the photo's mean (no model)."""
+
+    def _encode(self, photo):
+        return float(photo.rgb.mean())
+
+
+def test_features_of_a_collected_predictor_are_not_taken_by_a_new_one():
+    """A collected predictor leaves its id to a later object; a new predictor at that id
+    computes the features again rather than trusting an old predictor's."""
+    import gc
+
+    photo = np.full((8, 8, 3), 7, np.uint8)
+    seen: dict[int, clipmat.EncodedImage] = {}
+    reused = 0
+    for i in range(40):
+        predictor = _Encoder(name=f"p{i}", device="cpu")
+        if id(predictor) in seen:  # another predictor's features at this id
+            reused += 1
+            again = predictor.set_image(seen[id(predictor)])
+            assert not again.cached and predictor.stats["image_encodes"] == 1
+        seen[id(predictor)] = predictor.set_image(photo)
+        del predictor
+        gc.collect()
+    assert reused > 0  # CPython did hand ids on: the case above was exercised
