@@ -2,8 +2,9 @@
 
 One folder holds everything the app writes: the matte folders (``mattes/``) and Gradio's upload
 and cache folders (GRADIO_TEMP_DIR points here). Output files inside Gradio's cache are served
-where they are, not copied. When the folder grows past the budget, the least recently used files
-go first (a file's time is its last write; uploads are touched when they are used again); files
+where they are, not copied. When the folder grows past the budget, outputs go before uploads (a
+user still editing a photo needs it), and within each the least recently used files go first (a
+file's time is its last write; uploads are touched when they are used again); files
 younger than a few seconds stay, since a request may be handing them out, and so do the files
 pinned at startup (the examples Gradio copies into its cache).
 
@@ -25,7 +26,8 @@ SWEEP_SECONDS = 2.0  # the budget is also checked this often, for Gradio's own f
 
 
 class Storage:
-    """A folder kept under ``max_bytes``: least recently used files removed first.
+    """A folder kept under ``max_bytes``: outputs removed before uploads, least recently used
+    first.
 
     Args:
         max_bytes: the budget; None keeps everything.
@@ -96,7 +98,7 @@ class Storage:
             removed = 0
             if total > self.max_bytes:
                 young = time.time() - self.grace
-                for mtime, size, path in sorted(files):
+                for mtime, size, path in sorted(files, key=self._eviction_order):
                     if total - removed <= self.max_bytes or mtime > young:
                         break
                     if path in self.pinned:
@@ -112,6 +114,12 @@ class Storage:
             return removed
         finally:
             self._lock.release()
+
+    def _eviction_order(self, file: tuple[float, int, str]) -> tuple[bool, float]:
+        """Outputs (``mattes/``, written again on demand) before uploads and Gradio's cache (a
+        user still editing a photo needs its upload), least recently used first in each."""
+        mtime, _, path = file
+        return (not path.startswith(str(self.mattes) + os.sep), mtime)
 
     def _prune_empty_folders(self) -> None:
         """Remove empty sub-folders older than the grace period (a writer may be about to use
