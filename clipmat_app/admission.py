@@ -19,7 +19,10 @@ and ``active_jobs``); tests/app/test_app_security.py fails if that changes.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
@@ -126,7 +129,9 @@ class Admission:
         self.per_address = per_address
         self.trusted_proxies = trusted_proxies
         self.stats = {"admitted": 0, "refused_inputs": 0, "refused_busy": 0}
-        self._joining: Counter[tuple[str, str]] = Counter()  # jobs being queued right now
+        # jobs being queued right now, and the plain API's requests while they run
+        self._joining: Counter[tuple[str, str]] = Counter()
+        self._api_jobs = itertools.count()
 
     def install(self, demo: gr.Blocks) -> None:
         """Check every job of ``demo`` before its queue takes it (call after ``demo.queue``)."""
@@ -154,6 +159,21 @@ class Admission:
             return result
 
         queue.push = push
+
+    @contextmanager
+    def api_job(self, queue: Any, address: str) -> Iterator[None]:
+        """Admit one request of the plain HTTP API from ``address`` while it runs: refused
+        (HTTPException 429) when the address already has its share of the page's jobs and these
+        together; counted against that share until it ends."""
+        session = f"api-{next(self._api_jobs)}"
+        self.check_busy(queue, session, address)
+        keys = [("address", address)]
+        self._joining.update(keys)
+        self.stats["admitted"] += 1
+        try:
+            yield
+        finally:
+            self._joining.subtract(keys)
 
     def check_inputs(self, fn: Any, data: Any) -> list[dict[str, Any]] | None:
         """Gradio validation entries for a job's inputs when one is bad, else None."""

@@ -39,10 +39,11 @@ CSS = """
 """
 
 
-def launch_options() -> dict[str, Any]:
+def launch_options(demo: Any = None) -> dict[str, Any]:
     """Options for ``demo.launch`` shared by :func:`main`, the tests and the benchmark: theme,
-    CSS, upload and request-body limits, and no error details for users (a ``gr.Error``'s
-    message is still shown; any other exception is reported without its text)."""
+    CSS, upload and request-body limits, no error details for users (a ``gr.Error``'s message
+    is still shown; any other exception is reported without its text), and the plain HTTP API
+    of a ``demo`` made by :func:`clipmat_app.ui.build_demo` (/api/matte, /api/health)."""
     import gradio as gr
     from starlette.middleware import Middleware
 
@@ -51,13 +52,17 @@ def launch_options() -> dict[str, Any]:
         upload_bytes=MAX_UPLOAD_BYTES + UPLOAD_SLACK_BYTES,
         other_bytes=MAX_REQUEST_BYTES,
     )
+    app_kwargs: dict[str, Any] = {"middleware": [limit]}
+    plain_api = getattr(demo, "plain_api", None)
+    if plain_api is not None:
+        app_kwargs["routes"] = plain_api.routes()  # ahead of Gradio's own
     return {
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         "css": CSS,
         "show_error": False,
         "max_file_size": MAX_UPLOAD_BYTES,
         "ssr_mode": False,  # this server answers requests itself, behind BodyLimit
-        "app_kwargs": {"middleware": [limit]},
+        "app_kwargs": app_kwargs,
     }
 
 
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python app.py") -> None:
     print(f"app: files in {app.storage.root}, at most {args.max_disk_mb:g} MB", file=sys.stderr)
     _stop_on_sigterm()
     try:
-        app.demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+        app.demo.launch(server_name=args.host, server_port=args.port, **launch_options(app.demo))
     except KeyboardInterrupt:
         pass
     finally:

@@ -42,15 +42,19 @@ class BodyLimit:
         self.other_bytes = other_bytes
 
     def limit(self, path: str) -> int:
-        """The body limit of a route."""
+        """The body limit of a route (the plain API's /api/matte carries a photo and a
+        background: two uploads)."""
+        if path.rstrip("/") == "/api/matte":
+            return 2 * self.upload_bytes
         return self.upload_bytes if path.rstrip("/").endswith("/upload") else self.other_bytes
 
     def message(self, path: str, size: int | None) -> str:
         """What the client is told: how large the request was, and what is accepted."""
         limit = self.limit(path)
         got = f"is {_megabytes(size)}, too large" if size is not None else "is too large"
-        if limit == self.upload_bytes:
-            what = f"files are accepted up to {_megabytes(limit - UPLOAD_SLACK_BYTES)}"
+        if limit in (self.upload_bytes, 2 * self.upload_bytes):
+            files = self.upload_bytes - UPLOAD_SLACK_BYTES
+            what = f"files are accepted up to {_megabytes(files)} each"
         else:
             what = (
                 f"requests are accepted up to {_megabytes(limit)}; send photos as uploaded "

@@ -22,6 +22,7 @@ from clipmat_app.callbacks import Callbacks
 from clipmat_app.clicks import ClickCallbacks
 from clipmat_app.components import PhotoInput
 from clipmat_app.edits import EFFECTS
+from clipmat_app.http_api import PlainAPI
 from clipmat_app.inputs import MAX_PHRASE_INPUT, load_examples
 from clipmat_app.pool import PredictorPool
 from clipmat_app.service import MATTE_CONCURRENCY, MatteService
@@ -130,7 +131,9 @@ def build_demo(
         _wire(widgets, callbacks)
         _wire_corrections(widgets, callbacks, ClickCallbacks(callbacks))
     demo.queue(default_concurrency_limit=EDIT_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
-    (admission or Admission()).install(demo)
+    admission = admission or Admission()
+    admission.install(demo)
+    demo.plain_api = PlainAPI(callbacks.service, admission, demo._queue, default)  # see launch
     return demo
 
 

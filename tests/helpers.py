@@ -58,7 +58,7 @@ def serve_local(demo, port: int | None = None) -> str:
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        **launch_options(),
+        **launch_options(demo),
     )
     return f"http://127.0.0.1:{port}/"
 
