@@ -29,6 +29,7 @@ from clipmat.predictors.results import (
     Photo,
     PredictOptions,
     check_box,
+    check_inside,
     check_points,
 )
 from clipmat.runtime import LRUCache, check_phrases, select_device
@@ -150,15 +151,19 @@ class Predictor(Generic[F]):
         start = time.perf_counter()
         options = check_options(setting, refine, candidate, points, box)
         prompted = bool(options.points) or options.box is not None
-        if prompted and isinstance(text, str) and not text.strip():  # no phrase: no model
-            photo = image.photo if isinstance(image, EncodedImage) else Photo.load(image)
-            result = corrections.prompt_result(photo, options)
-            result.seconds = time.perf_counter() - start
-            return result
-        phrases = check_phrases(text)
+        alone = prompted and isinstance(text, str) and not text.strip()  # no phrase: no model
+        phrases = [] if alone else check_phrases(text)
         if options.candidate is not None and len(phrases) > 1:
             raise ValueError("candidate= picks a region of one phrase; pass a single phrase")
         settings = [infer_setting(p) if setting == "auto" else setting for p in phrases]
+        if prompted:  # the photo is read (not encoded) to check the clicks and box on it
+            image = image if isinstance(image, EncodedImage) else Photo.load(image)
+            photo = image.photo if isinstance(image, EncodedImage) else image
+            check_inside(options, *photo.rgb.shape[:2])
+        if alone:
+            result = corrections.prompt_result(photo, options)
+            result.seconds = time.perf_counter() - start
+            return result
         encoded = self.set_image(image)
         if prompted:
             results = [

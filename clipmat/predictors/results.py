@@ -221,8 +221,12 @@ def check_points(points: Any) -> tuple[tuple[float, float, bool], ...]:
     Raises:
         ValueError: for anything else, saying the accepted form.
     """
-    if not points:
+    if points is None or (isinstance(points, list | tuple) and not points):
         return ()
+    if not isinstance(points, list | tuple | np.ndarray):
+        raise ValueError(
+            f"points must be a list of (x, y, positive) in photo pixels, got {points!r:.60}"
+        )
     out = []
     for p in points:
         try:
@@ -253,3 +257,24 @@ def check_box(box: Any) -> tuple[float, float, float, float] | None:
     if not np.isfinite([x0, y0, x1, y1]).all() or x1 <= x0 or y1 <= y0:
         raise ValueError(f"box must have finite x0 < x1 and y0 < y1, got {box!r}")
     return x0, y0, x1, y1
+
+
+def check_inside(options: PredictOptions, height: int, width: int) -> None:
+    """The clicks lie on a photo of ``height`` x ``width`` pixels and the box overlaps it.
+
+    Raises:
+        ValueError: naming the click or box that misses the photo, and the photo's size.
+    """
+    for x, y, _ in options.points:
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise ValueError(
+                f"the click ({x:g}, {y:g}) is outside the photo ({width}x{height} pixels); "
+                "clicks are in the photo's pixels, from (0, 0) at its top left"
+            )
+    if options.box is not None:
+        x0, y0, x1, y1 = options.box
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise ValueError(
+                f"the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) does not overlap the photo "
+                f"({width}x{height} pixels); boxes are in the photo's pixels"
+            )

@@ -240,3 +240,16 @@ def test_features_of_a_collected_predictor_are_not_taken_by_a_new_one():
         del predictor
         gc.collect()
     assert reused > 0  # CPython did hand ids on: the case above was exercised
+
+
+def test_clicks_and_boxes_off_the_photo_are_refused_before_encoding(tiny_predictor):
+    photo = np.zeros((40, 60, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"the click \(10, 2.14748e\+09\) is outside the photo"):
+        tiny_predictor.predict(photo, "the thing", points=[(10, 2**31, True)])
+    with pytest.raises(ValueError, match="does not overlap the photo"):
+        tiny_predictor.predict(photo, "", box=(70, 0, 90, 20))
+    with pytest.raises(ValueError, match="points must be a list"):
+        tiny_predictor.predict(photo, "the thing", points=5)
+    assert tiny_predictor.stats["image_encodes"] == 0
+    inside = tiny_predictor.predict(photo, "", box=(-5, -5, 30, 30))  # overlapping: kept
+    assert inside.alpha.shape == (40, 60)
