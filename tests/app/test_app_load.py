@@ -4,6 +4,7 @@ after many distinct edits, up to the app's exit."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -262,6 +263,54 @@ def test_disk_budget_and_cleanup_at_exit(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         assert not folder.exists() and list(temp.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_under_load_leaves_no_partial_file(tmp_path):
+    """SIGTERM while plain-API requests are running and waiting: the app exits within seconds,
+    every request is answered (a whole PNG or an error, never a cut one, never a hang) and
+    its folder is gone."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port = _free_port()
+    env = dict(os.environ, TMPDIR=str(temp), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    cmd = [sys.executable, str(ROOT / "app.py"), "--predictor", RANDOM_TINY, "--device", "cpu"]
+    cmd += ["--port", str(port), "--matte-slots", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"{url}api/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert proc.poll() is None, proc.stderr.read().decode()
+
+        def matte(i: int):
+            files = {"image": ("cat.jpg", CAT.read_bytes(), "image/jpeg")}
+            data = {"text": f"the cat {i}", "output": "cutout"}
+            try:
+                return httpx.post(f"{url}api/matte", files=files, data=data, timeout=60)
+            except httpx.HTTPError as err:  # the connection closed on the way out
+                return err
+
+        with ThreadPoolExecutor(8) as workers:
+            calls = [workers.submit(matte, i) for i in range(8)]
+            first = next(iter(as_completed(calls)))
+            assert isinstance(first.result(), httpx.Response)
+            proc.send_signal(signal.SIGTERM)
+            answers = [c.result(timeout=90) for c in calls]
+        proc.wait(timeout=30)
+        for answer in answers:
+            if isinstance(answer, httpx.Response) and answer.status_code == 200:
+                assert Image.open(io.BytesIO(answer.content)).size == (384, 255)  # whole
+                Image.open(io.BytesIO(answer.content)).load()
+        assert list(temp.iterdir()) == []
     finally:
         if proc.poll() is None:
             proc.kill()
