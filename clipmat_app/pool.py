@@ -18,7 +18,7 @@ from clipmat.predictors.base import Predictor
 from clipmat.predictors.clipmat import CLIPMatPredictor
 from clipmat.predictors.loading import RANDOM_SEED, auto_choice, list_predictors, load_predictor
 from clipmat.predictors.results import MattingResult, Photo
-from clipmat.pretrained import registry
+from clipmat.pretrained import hub, registry
 
 RANDOM_TINY = "random-tiny"  # developer option: random weights, garbage mattes, instant
 RANDOM_TINY_SEED = RANDOM_SEED  # 24: its random model gives a matte that varies over the photo
@@ -46,6 +46,7 @@ class Choice:
     licence: str
     description: str
     reason: str = ""
+    download: bool = False  # runs here after its first use downloads its weights
 
 
 class PredictorPool:
@@ -115,7 +116,7 @@ class PredictorPool:
             self.get(name)
         except ValueError as err:
             warnings.warn(f"{err}; starting on what is here", stacklevel=2)
-            available = [c.name for c in self.choices() if c.available]
+            available = [c.name for c in self.choices() if c.available and not c.download]
             return available[0] if available else None
         return name
 
@@ -126,8 +127,18 @@ class PredictorPool:
             licence = RANDOM_TINY_LICENCE if name == RANDOM_TINY else getattr(item, "licence", "")
             out.append(Choice(name, True, licence, "given at startup"))
         for s in list_predictors():
-            out.append(Choice(s.name, s.available, s.licence, s.description, s.reason))
+            if not s.available and not self.loaded(s.name) and self._downloadable(s.name):
+                note = f"{s.description} (its first use downloads its weights)"
+                out.append(Choice(s.name, True, s.licence, note, download=True))
+            else:
+                out.append(Choice(s.name, s.available, s.licence, s.description, s.reason))
         return out
+
+    def _downloadable(self, name: str) -> bool:
+        """Whether registered predictor ``name``'s weights are hosted and may be downloaded."""
+        weights = registry.predictor_weights(name)
+        hosted = weights is not None and bool(weights.hf_repo or weights.url)
+        return hosted and hub.downloads_allowed(self.allow_download)
 
     def compute(self, name: str) -> str:
         """How the loaded predictor ``name`` computes ("bf16 on the CPU", "fp32 on the CPU",

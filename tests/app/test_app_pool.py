@@ -102,3 +102,20 @@ def test_a_matte_waiting_for_its_predictor_takes_no_matting_slot(tiny_predictor,
     finally:
         hanging.release.set()
         service.close()
+
+
+def test_the_page_says_a_first_use_downloads_the_weights(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from clipmat.pretrained import hub
+    from clipmat_app.texts import predictor_text
+
+    monkeypatch.setenv(hub.WEIGHTS_DIR_ENV, str(tmp_path))  # no CLIP weights here
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    online = {c.name: c for c in PredictorPool(allow_download=True).choices()}
+    assert online["zeroshot-vitb16"].available and online["zeroshot-vitb16"].download
+    shown = predictor_text(PredictorPool(allow_download=True), "zeroshot-vitb16")
+    assert "first use downloads its weights" in shown
+    offline = {c.name: c for c in PredictorPool(allow_download=False).choices()}
+    assert not offline["zeroshot-vitb16"].available and offline["zeroshot-vitb16"].reason
+    assert offline["mini-world"].available and not offline["mini-world"].download  # bundled
