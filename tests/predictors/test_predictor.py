@@ -242,7 +242,7 @@ def test_features_of_a_collected_predictor_are_not_taken_by_a_new_one():
     assert reused > 0  # CPython did hand ids on: the case above was exercised
 
 
-def test_clicks_and_boxes_off_the_photo_are_refused_before_encoding(tiny_predictor):
+def test_bad_options_are_refused_before_encoding(tiny_predictor):
     photo = np.zeros((40, 60, 3), np.uint8)
     with pytest.raises(ValueError, match=r"the click \(10, 2.14748e\+09\) is outside the photo"):
         tiny_predictor.predict(photo, "the thing", points=[(10, 2**31, True)])
@@ -250,6 +250,8 @@ def test_clicks_and_boxes_off_the_photo_are_refused_before_encoding(tiny_predict
         tiny_predictor.predict(photo, "", box=(70, 0, 90, 20))
     with pytest.raises(ValueError, match="points must be a list"):
         tiny_predictor.predict(photo, "the thing", points=5)
-    assert tiny_predictor.stats["image_encodes"] == 0
+    with pytest.raises(ValueError, match="candidate= picks a region of one phrase"):
+        tiny_predictor.predict(photo, ["a cat", "a dog"], candidate=0, box=(0, 0, 10, 10))
+    assert tiny_predictor.stats["image_encodes"] == 0  # every refusal before any encoding
     inside = tiny_predictor.predict(photo, "", box=(-5, -5, 30, 30))  # overlapping: kept
     assert inside.alpha.shape == (40, 60)
