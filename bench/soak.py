@@ -56,6 +56,7 @@ CYCLE = [
     ("api", {"output": "background"}),
 ]
 WARM_UP = 0.1  # the share of the run after which memory is taken as warmed up
+MARKS = (0.1, 0.25, 0.5, 0.75)  # where else the memory is printed
 
 
 def photo_bytes(index: int) -> bytes:
@@ -214,6 +215,12 @@ def report(records: list[tuple], sampler: Sampler, server: Server, left: int) ->
         f"resident memory: {warm / mb:.0f} MB after warm-up ({WARM_UP:.0%} of the requests), "
         f"{last_quarter / mb:.0f} MB at the last quarter's start, {end / mb:.0f} MB at the end: "
         f"{(end - warm) / mb:+.0f} MB after warm-up (target <= 50)"
+    )
+    marks = [sampler.at(records[min(len(records) - 1, int(len(records) * f))][0]) for f in MARKS]
+    print(
+        "resident memory at "
+        + ", ".join(f"{f:.0%}: {m / mb:.0f} MB" for f, m in zip(MARKS, marks, strict=True))
+        + f", end: {end / mb:.0f} MB"
     )
     disk_peak = max(s[2] for s in sampler.samples)
     print(
