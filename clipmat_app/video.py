@@ -49,9 +49,11 @@ class VideoLimits:
     frames: int = MAX_FRAMES
 
     def describe(self) -> str:
+        """The limits in words, e.g. "up to 20 s, 600 frames and 0.92 MP a frame (1280x720)"."""
+        size = " (1280x720)" if self.pixels == MAX_FRAME_PIXELS else ""
         return (
             f"up to {self.seconds:g} s, {self.frames} frames and {self.pixels / 1e6:.2g} MP a "
-            "frame (1280x720)"
+            f"frame{size}"
         )
 
 
@@ -281,7 +283,7 @@ def video_tab(pool: PredictorPool, service: MatteService, default: str | None) -
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
             clip = gr.Video(
-                label=f"Clip ({jobs.limits.describe()})",
+                label=f"Clip: up to {jobs.limits.seconds:g} s",
                 sources=["upload"],
                 format=None,
                 elem_id="video-clip",
@@ -307,9 +309,9 @@ def video_tab(pool: PredictorPool, service: MatteService, default: str | None) -
             run = gr.Button("Matte the clip", variant="primary", elem_id="video-run")
         with gr.Column(scale=8, min_width=480):
             status = gr.Markdown(
-                "Upload a clip, type a phrase and press **Matte the clip**: the "
-                "phrase picks the object on the first frame, and it is "
-                "followed.",
+                f"Upload a clip {jobs.limits.describe()}; type a phrase and press "
+                "**Matte the clip**: the phrase picks the object on the first frame, and it "
+                "is followed through the clip.",
                 elem_id="video-status",
             )
             edited = gr.Video(
