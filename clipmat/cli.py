@@ -39,6 +39,7 @@ VERBS: dict[str, Verb] = {
         "matte one photo: a phrase (or a box, clicks) in, a matte, cutout or edit PNG out",
     ),
     "batch": Verb("clipmat.batch:main", "mattes for a folder of photos or a file of pairs"),
+    "video": Verb("clipmat.video.cli:main", "a phrase through a video, the object followed"),
     "app": Verb("clipmat_app.cli:main", "the web app (Gradio), as `python app.py`", "app"),
     "figure": Verb("clipmat_app.figure:main", "mattes, edits and a figure grid for papers", "app"),
     "train": Verb("clipmat.training.cli:main", "train CLIPMat from a config file"),

@@ -84,7 +84,7 @@ def input_problem(block: Any, value: Any, name: str, folders: list) -> str | Non
     check = PROMPT_CHECKS.get(getattr(block, "elem_id", None) or "")
     if check is not None:
         return check(value)
-    if isinstance(block, PhotoInput):
+    if isinstance(block, PhotoInput | gr.Video):  # a clip is a file received as a photo is
         return photo_problem(value, folders)
     if isinstance(block, gr.Textbox):
         return phrase_problem(value)

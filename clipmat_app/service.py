@@ -5,6 +5,7 @@ Nothing here imports gradio, so the figure script, the benchmarks and the tests 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import shutil
@@ -212,6 +213,10 @@ class MatteService:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._pending[key]
+
+    def matting_slot(self) -> contextlib.AbstractContextManager[None]:
+        """One of the ``matte_slots``, for matting outside :meth:`matte` (a clip's frames)."""
+        return self._slot()
 
     @contextmanager
     def _slot(self) -> Iterator[None]:

@@ -1,9 +1,10 @@
 """The app's page: :func:`build_demo` lays out the widgets, then wires them to the callbacks.
 
 API endpoints for gradio_client: /matte (image, phrase, predictor, refine, points, box,
-candidate; the last three optional) and /edit (image, phrase, predictor, mode, effects, strength,
-color, background, refine). Every job goes through the queue (no direct REST route skips it) and
-is checked before it joins it (:mod:`clipmat_app.admission`).
+candidate; the last three optional), /edit (image, phrase, predictor, mode, effects, strength,
+color, background, refine) and /video (clip, phrase, predictor, mode, color, background; the
+Video tab, :mod:`clipmat_app.video`). Every job goes through the queue (no direct REST route
+skips it) and is checked before it joins it (:mod:`clipmat_app.admission`).
 
 On the page, a click on the overlay adds or removes a region, or sets a corner of a box; the
 clicks and the box are kept in hidden ``points`` and ``box`` fields, the values /matte takes, and
@@ -27,6 +28,7 @@ from clipmat_app.inputs import MAX_PHRASE_INPUT, load_examples
 from clipmat_app.pool import PredictorPool
 from clipmat_app.service import MATTE_CONCURRENCY, MatteService
 from clipmat_app.texts import no_predictor_text, predictor_text, predictors_table
+from clipmat_app.video import video_tab
 
 EDIT_CONCURRENCY = 4  # edits are compositing (an edit that must matte first takes a matte slot)
 QUEUE_SIZE = 64
@@ -119,12 +121,16 @@ def build_demo(
     callbacks = Callbacks(pool, service or MatteService(pool, matte_slots=MATTE_CONCURRENCY))
     with gr.Blocks(title="CLIPMat: matting by phrase") as demo:
         gr.Markdown(TITLE, elem_id="title")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=4, min_width=320):
-                inputs = _input_column(pool, default)
-            with gr.Column(scale=8, min_width=480):
-                outputs = _output_column(pool, default)
-                _examples(inputs["image"], inputs["phrase"])
+        with gr.Tabs():
+            with gr.Tab("Photo", id="photo-tab"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=4, min_width=320):
+                        inputs = _input_column(pool, default)
+                    with gr.Column(scale=8, min_width=480):
+                        outputs = _output_column(pool, default)
+                        _examples(inputs["image"], inputs["phrase"])
+            with gr.Tab("Video", id="video-tab"):
+                video_tab(pool, callbacks.service, default)
         with gr.Accordion("Predictors on this machine", open=False):
             gr.Markdown(predictors_table(pool))
         widgets = Widgets(**inputs, **outputs, **_correction_fields())
