@@ -2,16 +2,16 @@
 
 A box alone, or clicks alone, cut an object out of any photo (:func:`prompt_matte`). GrabCut
 (Rother, Kolmogorov and Blake, 2004; OpenCV's implementation) separates object from background
-by colour models and a graph cut; it runs once per prior (:data:`PROMPT_RINGS`): the box's
-outer ring of 0 and 10% of its sides starts as probable background, every click is a sure
+by colour models and a graph cut; with a box it runs once per prior (:data:`PROMPT_RINGS`): the
+box's outer ring of 0 and 10% of its sides starts as probable background; every click is a sure
 label (clicks alone: one cut, probable foreground near the positive clicks, the photo's frame
-sure background). A box that reaches the photo's
-border or that the object fills leaves GrabCut little background to learn from; the rings give
-it some, and the plain cut keeps what the rings would cut off. The share of the cuts that hold
-a pixel is its vote; the majority's edge gets an unknown band that follows the colour models'
-uncertainty (narrow on hard edges, wide where object and background colours interleave: hair,
-fur, nets), matted in closed form (:mod:`clipmat.refine`); the alpha is the vote-weighted mix
-of that matte and the dissenting cuts, upsampled along the photo's edges.
+sure background). A box that reaches the photo's border or that the object fills leaves GrabCut
+little background to learn from; the ring gives it some, and the plain cut keeps what the ring
+would cut off. The share of the cuts that hold a pixel is its vote; the majority's edge gets an
+unknown band that follows the colour models' uncertainty (:mod:`clipmat.colour_models`: narrow
+on hard edges, wide where object and background colours interleave: hair, fur, nets), matted in
+closed form (:mod:`clipmat.refine`); the alpha is the vote-weighted mix of that matte and the
+dissenting cuts, upsampled along the photo's edges.
 
 A model's matte is corrected by one cut that starts from it (:func:`correct_matte`,
 :func:`graph_cut`). How clicks and a box choose among a model's regions
