@@ -4,6 +4,7 @@
         --setting keyword|expression|rw100 --json OUT
     clipmat evaluate --predictor mini-world --mini-world --images 200 --setting keyword
     torchrun --nproc-per-node N -m clipmat.evaluation.evaluate ...   # the same, sharded over N processes
+    clipmat evaluate --real DIR [--side 800]   # box and clicks, no model, vs GrabCut on real photos
 
 Each entity-text pair is one sample (docs/decisions.md#evaluation-protocol): the keyword setting takes every entity whose
 keyword is unique in its image; the expression setting takes every expression of every entity
@@ -19,6 +20,9 @@ put back in item order, and rank 0 alone prints and writes: the table is the sin
 table. With another thread count per rank than the single process (torchrun gives each rank one
 thread) matrix products sum in another order, and the last digits may differ: by under 1e-9 on
 the 200 mini-world keyword scenes, measured.
+
+``--real DIR`` needs no predictor: it is :mod:`clipmat.evaluation.real` (box-only and click-only
+mattes against plain GrabCut on a folder of photo + alpha pairs, per photo and per category).
 """
 
 from __future__ import annotations
@@ -255,6 +259,9 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "clipmat evaluate",
         description="Evaluate a predictor: matting metrics and grounding accuracy.",
+        epilog="clipmat evaluate --real DIR [--side 800] scores box-only and click-only mattes "
+        "(no model) against plain GrabCut on a folder of real photo + alpha pairs "
+        "(clipmat evaluate --real DIR --help).",
     )
     parser.add_argument("--predictor", required=True, help="registry name or checkpoint path")
     parser.add_argument("--data", help="RefMatte-layout folder (or RefMatte-RW100)")
@@ -316,6 +323,11 @@ def _report(args: argparse.Namespace, result: dict, world: int) -> None:
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(arg == "--real" or arg.startswith("--real=") for arg in argv):
+        from clipmat.evaluation import real  # box and clicks on real photos: no predictor
+
+        return real.main(argv, prog=prog or "clipmat evaluate")
     parser = _parser(prog)
     args = parser.parse_args(argv)
     if bool(args.data) == bool(args.mini_world):
