@@ -26,6 +26,7 @@ OTHER_PHOTO = ROOT / "examples" / "photo_cat.jpg"
 EXPECTED_VERBS = {
     "matte",
     "batch",
+    "video",
     "app",
     "train",
     "evaluate",

@@ -323,7 +323,7 @@ def test_auto_prefers_zero_shot_with_a_download_when_the_hub_answers(tiny_predic
 
     monkeypatch.setattr(app_pool, "load_predictor", failing_load)
     fallback = PredictorPool(allow_download=True)
-    here = [c.name for c in fallback.choices() if c.available]
+    here = [c.name for c in fallback.choices() if c.available and not c.download]  # on disk
     with pytest.warns(UserWarning, match="cannot run here"):
         assert fallback.auto_choice() == (here[0] if here else None)
     monkeypatch.setattr(
