@@ -53,8 +53,18 @@ from clipmat_app.service import MatteService
 
 OUTPUTS = ("matte", "cutout", "overlay", "highlight", "background", "color")
 EDIT_OUTPUTS = ("highlight", "background", "color")
-FIELDS = ("image", "text", "box", "points", "predictor", "refine", "output", "background")
-FIELDS += ("color", "depth")
+FIELDS = (
+    "image",
+    "text",
+    "box",
+    "points",
+    "predictor",
+    "refine",
+    "output",
+    "background",
+    "color",
+    "depth",
+)
 MAX_FIELD_CHARS = 4000  # any text field
 
 
