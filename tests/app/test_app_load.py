@@ -210,32 +210,8 @@ def test_disk_budget_and_cleanup_at_exit(tmp_path):
     cache) within 1 MB after 20 distinct edits (about 2 MB written), every edit answered in
     full, and removes the folder when it is stopped with SIGTERM."""
     temp = tmp_path / "tmp"
-    temp.mkdir()
-    port = _free_port()
-    env = dict(os.environ, TMPDIR=str(temp), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    cmd = [
-        sys.executable,
-        str(ROOT / "app.py"),
-        "--predictor",
-        RANDOM_TINY,
-        "--device",
-        "cpu",
-        "--port",
-        str(port),
-        "--max-disk-mb",
-        "1",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, url = _start_app(temp, "--max-disk-mb", "1")
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and proc.poll() is None:
-            try:
-                urllib.request.urlopen(f"{url}config", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert proc.poll() is None, proc.stderr.read().decode()
         (folder,) = [p for p in temp.iterdir() if p.name.startswith("clipmat-app-")]
         client = Client(url, verbose=False)
         written = 0
@@ -274,22 +250,8 @@ def test_sigterm_under_load_leaves_no_partial_file(tmp_path):
     every request is answered (a whole PNG or an error, never a cut one, never a hang) and
     its folder is gone."""
     temp = tmp_path / "tmp"
-    temp.mkdir()
-    port = _free_port()
-    env = dict(os.environ, TMPDIR=str(temp), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    cmd = [sys.executable, str(ROOT / "app.py"), "--predictor", RANDOM_TINY, "--device", "cpu"]
-    cmd += ["--port", str(port), "--matte-slots", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/"
+    proc, url = _start_app(temp, "--matte-slots", "1")
     try:
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and proc.poll() is None:
-            try:
-                urllib.request.urlopen(f"{url}api/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert proc.poll() is None, proc.stderr.read().decode()
 
         def matte(i: int):
             files = {"image": ("cat.jpg", CAT.read_bytes(), "image/jpeg")}
@@ -315,3 +277,25 @@ def test_sigterm_under_load_leaves_no_partial_file(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _start_app(temp: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on random-tiny with its files under ``temp`` (made) and ``options``,
+    once it answers; (the process, its URL)."""
+    temp.mkdir()
+    port = _free_port()
+    env = dict(os.environ, TMPDIR=str(temp), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    cmd = [sys.executable, str(ROOT / "app.py"), "--predictor", RANDOM_TINY, "--device", "cpu"]
+    cmd += ["--port", str(port), *options]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(f"{url}config", timeout=2).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    if proc.poll() is not None:
+        raise AssertionError(proc.stderr.read().decode())
+    return proc, url
