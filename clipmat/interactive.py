@@ -50,6 +50,20 @@ def _scaled(points: Sequence[Point], sy: float, sx: float) -> list[tuple[int, in
     return [(round(x * sx), round(y * sy), positive) for x, y, positive in points]
 
 
+def _at_work_side(
+    rgb: np.ndarray, points: Sequence[Point], work_side: int
+) -> tuple[np.ndarray, float, float, list[tuple[int, int, bool]]]:
+    """The photo at the working resolution (long side at most ``work_side``, area
+    interpolation), the scales (down, across) from photo to it, and the clicks scaled to it."""
+    height, width = rgb.shape[:2]
+    h, w = refine.working_size(height, width, work_side)
+    small = (
+        rgb if (h, w) == (height, width) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    )
+    sy, sx = h / height, w / width
+    return small, sy, sx, _scaled(points, sy, sx)
+
+
 def graph_cut(
     rgb: np.ndarray,
     *,
@@ -77,13 +91,8 @@ def graph_cut(
         (h, w) bool at the working resolution: the components under a positive click and those
         the prior held (or, with neither, the largest one).
     """
-    height, width = rgb.shape[:2]
-    h, w = refine.working_size(height, width, work_side)
-    small = (
-        rgb if (h, w) == (height, width) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    )
-    sy, sx = h / height, w / width
-    clicks = _scaled(points, sy, sx)
+    small, sy, sx, clicks = _at_work_side(rgb, points, work_side)
+    h, w = small.shape[:2]
     start = None
     if prior is not None:
         start = cv2.resize(prior.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
@@ -259,13 +268,8 @@ def prompt_votes(
         (small (h, w, 3) uint8 photo at the working resolution, votes (h, w) float32 in [0, 1],
         foreground posterior (h, w) float32 of the cuts' colour models, None if none ran).
     """
-    height, width = rgb.shape[:2]
-    h, w = refine.working_size(height, width, work_side)
-    small = (
-        rgb if (h, w) == (height, width) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    )
-    sy, sx = h / height, w / width
-    clicks = _scaled(points, sy, sx)
+    small, sy, sx, clicks = _at_work_side(rgb, points, work_side)
+    h, w = small.shape[:2]
     seeds = [(x, y) for x, y, positive in clicks if positive]
     rect = _working_rect((h, w), box, sy, sx)
     bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)

@@ -111,7 +111,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("phrase", nargs="?", default="", help="what to matte, e.g. 'the cat'")
     parser.add_argument("-o", "--out", required=True, metavar="OUT.png", help="the PNG to write")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    model = parser.add_argument_group("predictor")
+    add_predictor_options(parser, "predictor")
+    add_prompt_options(parser, "prompts (see below)")
+    _add_output_options(parser)
+    return parser
+
+
+def add_predictor_options(parser: argparse.ArgumentParser, title: str) -> None:
+    """--predictor, --precision, --device, --setting and --refine (shared with ``clipmat
+    video``), in a group called ``title``."""
+    model = parser.add_argument_group(title)
     names = "a name, 'auto' (default), 'hf-hub:owner/repo' or a checkpoint file"
     model.add_argument("--predictor", default="auto", metavar="NAME", help=names)
     auto = f"auto (default): on a CPU the first of {'/'.join(CPU_PRECISIONS)} it runs, else fp32"
@@ -119,11 +128,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     model.add_argument("--setting", choices=SETTINGS, default="auto", help="how the phrase is read")
     model.add_argument("--refine", action="store_true", help="re-matte the edges in closed form")
-    prompts = parser.add_argument_group("prompts (see below)")
+
+
+def add_prompt_options(parser: argparse.ArgumentParser, title: str) -> None:
+    """--box and --points (shared with ``clipmat video``), in a group called ``title``."""
+    prompts = parser.add_argument_group(title)
     prompts.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box around it")
     prompts.add_argument("--points", type=parse_points, metavar='"X,Y[,+|-];..."', help="clicks")
-    _add_output_options(parser)
-    return parser
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:

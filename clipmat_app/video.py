@@ -27,6 +27,7 @@ import numpy as np
 import editing
 from clipmat.video import predict_video
 from clipmat.video.codec import VideoError, VideoReader, VideoWriter, probe
+from clipmat.video.stream import LatestFrame
 from clipmat_app.callbacks import guarded, user_error
 from clipmat_app.components import PhotoInput
 from clipmat_app.edits import DEFAULT_COLOR, EditSettings, apply_edit
@@ -217,7 +218,7 @@ class VideoJobs:
             VideoWriter(outputs.matte, size, info.fps, alpha=False) as matte,
             VideoWriter(outputs.transparent, size, info.fps, alpha=True, audio=audio) as clear,
         ):
-            source = _Latest(self._frames(reader))
+            source = LatestFrame(self._frames(reader))
             for result in predict_video(predictor, source, phrase):
                 rgb, alpha = source.frame, result.alpha
                 grey = np.rint(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -231,18 +232,6 @@ class VideoJobs:
                 outputs.statuses[result.status] += 1
                 if progress is not None:
                     progress(min(1.0, outputs.frames / total), desc=f"Frame {outputs.frames}")
-
-
-class _Latest:
-    """The frames of a source, remembering the last one handed out."""
-
-    def __init__(self, frames: Iterator[np.ndarray]) -> None:
-        self._frames, self.frame = frames, None
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for frame in self._frames:
-            self.frame = frame
-            yield frame
 
 
 class VideoCallbacks:

@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from clipmat.imageio import load_image
 from clipmat.matte_cli import EDITS, MAX_PHRASE_CHARS, USAGE_ERROR, MatteError, one_line
 from clipmat.video.codec import PngSequence, VideoError, VideoReader, VideoWriter
 from clipmat.video.steady import STEADY
-from clipmat.video.stream import predict_video
+from clipmat.video.stream import LatestFrame, predict_video
 
 PROG = "clipmat video"
 INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (128 + SIGINT)
@@ -70,15 +70,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-audio", action="store_true", help="leave the audio out")
-    model = parser.add_argument_group("predictor (as clipmat matte)")
-    model.add_argument("--predictor", default="auto", metavar="NAME")
-    model.add_argument("--precision", choices=("auto", *matte_cli.PRECISIONS), default="auto")
-    model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    model.add_argument("--setting", choices=matte_cli.SETTINGS, default="auto")
-    model.add_argument("--refine", action="store_true", help="re-matte the edges in closed form")
-    prompts = parser.add_argument_group("prompts on the first frame (see below)")
-    prompts.add_argument("--box", type=matte_cli.parse_box, metavar="X0,Y0,X1,Y1")
-    prompts.add_argument("--points", type=matte_cli.parse_points, metavar='"X,Y[,+|-];..."')
+    matte_cli.add_predictor_options(parser, "predictor (as clipmat matte)")
+    matte_cli.add_prompt_options(parser, "prompts on the first frame (see below)")
     video = parser.add_argument_group("following")
     video.add_argument("--no-follow", action="store_true", help="each frame the phrase's own pick")
     weight = f"the previous matte's weight where frames agree, 0 to 1 (default {STEADY}; 0: off)"
@@ -172,18 +165,6 @@ class Outputs:
         return self.video.count if self.video is not None else self.mattes.count
 
 
-class _Latest:
-    """The frames of a source, remembering the last one handed out."""
-
-    def __init__(self, frames: Iterable[np.ndarray]) -> None:
-        self._frames, self.frame = frames, None
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for frame in self._frames:
-            self.frame = frame
-            yield frame
-
-
 def _progress(results: Iterator[Any], total: int | None, quiet: bool) -> Iterator[Any]:
     """``results`` with a tqdm progress bar on stderr (frames and frames per second)."""
     from tqdm import tqdm
@@ -208,7 +189,7 @@ def _matte_clip(
     statuses: Counter,
 ) -> None:
     """Predict and write every frame, counting each frame's status in ``statuses``."""
-    source = _Latest(reader.frames())
+    source = LatestFrame(reader.frames())
     results = predict_video(
         predictor,
         source,

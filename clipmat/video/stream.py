@@ -246,6 +246,20 @@ def _frame_result(
     return out
 
 
+class LatestFrame:
+    """The frames of a source, remembering the last one handed out (``frame``): what a writer
+    pairs with the result :func:`predict_video` yields for it, as that reads frames lazily."""
+
+    def __init__(self, frames: Iterable[np.ndarray]) -> None:
+        self._frames: Iterable[np.ndarray] = frames
+        self.frame: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for frame in self._frames:
+            self.frame = frame
+            yield frame
+
+
 def predict_video(
     predictor: Any,
     frames: Iterable[Any],

@@ -70,6 +70,12 @@ def _upload(url: str) -> dict:
     return {"path": r.json()[0], "orig_name": "cat.jpg", "meta": META}
 
 
+def _cutout(client: Client, phrase: str) -> str:
+    """/edit's cutout of the cat photo for ``phrase`` through ``client``; the file's path."""
+    args = ("cutout", [], 0.5, "#000000", None, False)
+    return client.predict(handle_file(str(CAT)), phrase, RANDOM_TINY, *args, api_name="/edit")
+
+
 def _join(app, session: str, address: str, phrase: str, photo: dict) -> int:
     """Queue one /matte job and never read its result; the HTTP status."""
     body = {
@@ -144,18 +150,7 @@ def test_matting_is_bounded_across_endpoints(app, monkeypatch):
             return client.predict(
                 handle_file(str(CAT)), f"cat {i}", RANDOM_TINY, False, api_name="/matte"
             )
-        return client.predict(
-            handle_file(str(CAT)),
-            f"cat {i}",
-            RANDOM_TINY,
-            "cutout",
-            [],
-            0.5,
-            "#000000",
-            None,
-            False,
-            api_name="/edit",
-        )
+        return _cutout(client, f"cat {i}")
 
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(one, range(16)))
@@ -173,19 +168,7 @@ def test_identical_concurrent_edits_are_never_empty(app):
     clients[0].predict(handle_file(str(CAT)), "the cat", RANDOM_TINY, False, api_name="/matte")
 
     def one(i: int) -> bytes:
-        out = clients[i % 4].predict(
-            handle_file(str(CAT)),
-            "the cat",
-            RANDOM_TINY,
-            "cutout",
-            [],
-            0.5,
-            "#000000",
-            None,
-            False,
-            api_name="/edit",
-        )
-        return Path(out).read_bytes()
+        return Path(_cutout(clients[i % 4], "the cat")).read_bytes()
 
     for _ in range(3):
         with ThreadPoolExecutor(16) as pool:
