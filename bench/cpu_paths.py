@@ -323,11 +323,12 @@ def run_parity(args: argparse.Namespace) -> dict:
 def zeroshot_parity(args: argparse.Namespace) -> dict:
     """Print the zero-shot predictor's feature parity (bf16 emulated where this CPU has no
     native bf16) and its mini-world rows per precision."""
-    precisions = ["fp32", "bf16", "int8"]
-    feats = feature_parity(precisions)
-    print("\nzero-shot, random ViT-B/16, example photos: per-patch cosine to fp32 (min / mean)")
-    print("| precision | " + " | ".join(next(iter(feats.values()))) + " |")
-    print("|---|" + "---|" * len(next(iter(feats.values()))))
+    precisions = ["fp32", *args.zeroshot_precisions.split(",")]
+    feats = feature_parity(precisions) if args.zeroshot_features else {}
+    if feats:
+        print("\nzero-shot, random ViT-B/16, example photos: per-patch cosine to fp32 (min / mean)")
+        print("| precision | " + " | ".join(next(iter(feats.values()))) + " |")
+        print("|---|" + "---|" * len(next(iter(feats.values()))))
     for p, row in feats.items():
         print(f"| {p} | " + " | ".join(f"{lo:.5f} / {m:.5f}" for lo, m in row.values()) + " |")
         worst = min(lo for lo, _ in row.values())
@@ -402,6 +403,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-zeroshot", action="store_true", help="--parity: CLIPMat's only")
     parser.add_argument("--zeroshot-only", action="store_true", help="--parity: zero-shot only")
     parser.add_argument("--zeroshot-images", type=int, default=150, help="zero-shot scenes")
+    parser.add_argument(
+        "--zeroshot-precisions",
+        default="bf16,int8",
+        help="--parity: the zero-shot predictor's precisions beside fp32 (bf16 is emulated in "
+        "software where the CPU has no native bf16: slow)",
+    )
+    parser.add_argument(
+        "--no-zeroshot-features",
+        dest="zeroshot_features",
+        action="store_false",
+        help="--parity: the zero-shot mini-world rows only, not the ViT-B/16 feature cosines",
+    )
     parser.add_argument("--json", help="write the numbers here")
     args = parser.parse_args(argv)
     if args.threads:

@@ -288,6 +288,10 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
         if needed:
             entry["clicks_needed_max"] = None if None in needed else max(needed)
             entry["clicks_reached"] = sum(n is not None for n in needed)
+            most = max((n for n in needed if n is not None), default=0)
+            entry["clicks_reached_by"] = [  # photos reached within 1, 2, ... clicks
+                sum(n is not None and n <= k for n in needed) for k in range(1, most + 1)
+            ]
         summary[name] = entry
     return summary
 
@@ -352,6 +356,11 @@ def format_report(result: dict) -> str:
         lines.append(
             f"\nworst photo, box minus grabcut MAD: {overall['worst_box_minus_grabcut']:+.4f}"
         )
+    if overall.get("clicks_reached_by"):
+        reached = ", ".join(
+            f"{n} within {k}" for k, n in enumerate(overall["clicks_reached_by"], 1)
+        )
+        lines.append(f"photos whose clicks reach the box matte's MAD: {reached}")
     return "\n".join(lines)
 
 

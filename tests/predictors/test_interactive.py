@@ -122,6 +122,25 @@ def test_a_click_alone_grows_the_object_under_it_and_a_negative_one_shrinks_it()
     assert (kept & right).sum() / right.sum() > 0.9 and kept[:, :100].mean() < 0.01
 
 
+def test_clicks_alone_stand_for_a_box_that_later_positive_clicks_widen():
+    """The first click's own cut, widened by a fifth of its size, then a disk of 8% of the
+    long side around every positive click; negative clicks move nothing; inside the photo."""
+    photo, _, right = _two_discs(np.random.default_rng(1))
+    height, width = photo.shape[:2]
+    first = interactive.click_box(photo, [(150, 60, True)])
+    rows, cols = np.nonzero(right)
+    span_x, span_y = cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()
+    assert first[0] < cols.min() - 0.1 * span_x and first[2] > cols.max() + 0.1 * span_x
+    assert first[1] < rows.min() - 0.1 * span_y and first[3] > rows.max() + 0.1 * span_y
+    assert first[0] >= 0 and first[1] >= 0 and first[2] <= width and first[3] <= height
+    reach = interactive.prompts.CLICK_BOX_REACH * max(height, width)
+    far = (30.0, 100.0, True)
+    widened = interactive.click_box(photo, [(150, 60, True), (40, 40, False), far])
+    assert widened[0] == pytest.approx(max(0.0, far[0] - reach))
+    assert widened[3] == pytest.approx(min(float(height), far[1] + reach))
+    assert widened[2] == first[2] and widened[1] == first[1]  # the negative click moves nothing
+
+
 def test_predict_with_an_empty_phrase_and_a_box_needs_no_model(tiny_predictor):
     photo, left, _ = _two_discs(np.random.default_rng(2))
     predictor = tiny_predictor

@@ -1,5 +1,5 @@
 """GrabCut's colour models as a foreground posterior, and a trimap whose unknown band follows
-where they are unsure (:func:`clipmat.interactive.prompt_matte`).
+where they are unsure (:func:`clipmat.interactive.prompts.prompt_matte`).
 
 The band is narrow on a hard edge, where object and background colours part cleanly, and wide
 where they interleave (hair, fur, nets, see-through things): there the posterior of the cuts'
