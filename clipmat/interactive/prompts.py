@@ -18,6 +18,7 @@ every later positive click widens to take it in; then the clicks are matted as w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,6 +37,7 @@ from clipmat.interactive.cuts import (
     _keep_clicked,
     box_window,
 )
+from clipmat.runtime import LRUCache, fingerprint
 
 PROMPT_SIDE = 640  # long side at which a box's or clicks' own cuts and matting run
 PROMPT_ITERATIONS = 5  # iterations of each of a box's or clicks' own cuts
@@ -48,6 +50,8 @@ CLICK_BOX_PAD = 0.20  # clicks' box: the first click's cut widened by this share
 CLICK_BOX_REACH = 0.08  # ... and around each positive click by this share of the long side
 # (tuned on the 23-photo real dev set at 800 px, docs/benchmarks.md: after 3 simulated clicks
 # mean MAD 0.095, the box matte's; one click-only cut, as before: 0.118)
+_FIRST_CUTS: LRUCache[Box] = LRUCache(32)  # a first click's cut's box, by photo and click
+_FIRST_CUTS_LOCK = threading.Lock()
 
 
 def prompt_matte(
@@ -105,14 +109,7 @@ def click_box(rgb: np.ndarray, points: Sequence[Point]) -> Box:
     """
     height, width = rgb.shape[:2]
     positives = [(x, y) for x, y, positive in points if positive]
-    first = [(*positives[0], True)]
-    small, votes, _ = prompt_votes(rgb, points=first, work_side=PROMPT_SIDE)
-    rows, cols = np.nonzero(votes > 0.5)
-    x0, y0 = x1, y1 = positives[0]
-    if len(rows):
-        sy, sx = small.shape[0] / height, small.shape[1] / width
-        x0, x1 = min(x0, cols.min() / sx), max(x1, (cols.max() + 1) / sx)
-        y0, y1 = min(y0, rows.min() / sy), max(y1, (rows.max() + 1) / sy)
+    x0, y0, x1, y1 = _first_cut_box(rgb, *positives[0])
     pad_x, pad_y = CLICK_BOX_PAD * (x1 - x0), CLICK_BOX_PAD * (y1 - y0)
     x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
     reach = CLICK_BOX_REACH * max(height, width)
@@ -124,6 +121,31 @@ def click_box(rgb: np.ndarray, points: Sequence[Point]) -> Box:
             max(y1, y + reach),
         )
     return max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+
+
+def _first_cut_box(rgb: np.ndarray, x: float, y: float) -> Box:
+    """The bounding box (photo pixels) of a lone positive click's own cut and the click,
+    kept per photo and click (:data:`_FIRST_CUTS`): every later click of a session reuses it."""
+    key = f"{fingerprint(rgb)}:{x}:{y}"
+    with _FIRST_CUTS_LOCK:
+        found = _FIRST_CUTS.get(key)
+    if found is not None:
+        return found
+    height, width = rgb.shape[:2]
+    small, votes, _ = prompt_votes(rgb, points=[(x, y, True)], work_side=PROMPT_SIDE)
+    rows, cols = np.nonzero(votes > 0.5)
+    box = (x, y, x, y)
+    if len(rows):
+        sy, sx = small.shape[0] / height, small.shape[1] / width
+        box = (
+            min(x, cols.min() / sx),
+            min(y, rows.min() / sy),
+            max(x, (cols.max() + 1) / sx),
+            max(y, (rows.max() + 1) / sy),
+        )
+    with _FIRST_CUTS_LOCK:
+        _FIRST_CUTS.put(key, box)
+    return box
 
 
 def prompt_votes(

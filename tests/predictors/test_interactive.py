@@ -141,6 +141,25 @@ def test_clicks_alone_stand_for_a_box_that_later_positive_clicks_widen():
     assert widened[2] == first[2] and widened[1] == first[1]  # the negative click moves nothing
 
 
+def test_a_sessions_later_clicks_reuse_the_first_clicks_cut(monkeypatch):
+    """The first click's own cut runs once per photo and click; the box it gives is the same."""
+    photo, _, _ = _two_discs(np.random.default_rng(7))
+    calls = []
+    votes = interactive.prompts.prompt_votes
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("box"))
+        return votes(*args, **kwargs)
+
+    monkeypatch.setattr(interactive.prompts, "prompt_votes", counted)
+    first = interactive.click_box(photo, [(150, 60, True)])
+    again = interactive.click_box(photo, [(150, 60, True), (40, 40, False)])
+    other = photo.copy()
+    other[0, 0] += 1  # another photo: its own cut
+    interactive.click_box(other, [(150, 60, True)])
+    assert calls == [None, None] and again == first
+
+
 def test_predict_with_an_empty_phrase_and_a_box_needs_no_model(tiny_predictor):
     photo, left, _ = _two_discs(np.random.default_rng(2))
     predictor = tiny_predictor
