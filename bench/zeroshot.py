@@ -203,7 +203,8 @@ def zeroshot_rows(
     a ``side`` px photo with ClearCLIP's windows (the registry's config), random ViT-B/16
     weights (``towers``, e.g. a tiny CLIP's for a smoke run: windows at its own size). Both
     rows take the round's phrase from :data:`PHRASES`, so they mat the same regions;
-    :data:`ZS_CANDIDATES` counts their candidates."""
+    :data:`ZS_CANDIDATES` counts their candidates. A third row, the photo's dense read alone
+    (``set_image`` after the cache is cleared), is the floor under a whole predict."""
     torch.manual_seed(0)
     backbone = create_backbone(towers or clip_towers("ViT-B-16"))
     config = ZeroShotConfig() if towers else registry_config()
@@ -213,6 +214,7 @@ def zeroshot_rows(
         tower = apply_precision(backbone, p)  # fp32: the backbone itself
         whole, second = (ZeroShotPredictor(tower, config=config, device="cpu") for _ in range(2))
         rows[f"zero-shot whole predict {p}"] = (whole.clear_cache, _predicts(whole, photo, p))
+        rows[f"zero-shot photo read {p}"] = (whole.clear_cache, lambda q=whole: q.set_image(photo))
         rows[f"zero-shot second phrase {p}"] = (
             lambda q=second: (q.clear_cache(), q.predict(photo, FIRST_PHRASE)),
             _predicts(second, photo, p),
