@@ -86,8 +86,7 @@ def prompt_matte(
     mixed = (agree * matte + (1.0 - agree) * ~majority).astype(np.float32)
     height, width = rgb.shape[:2]
     alpha = mixed if mixed.shape == (height, width) else refine.guided_upsample(mixed, rgb)
-    if box is not None:
-        alpha = alpha * box_window((height, width), box)
+    alpha = alpha * box_window((height, width), box)
     trimap[(votes > 0) & (votes < 1)] = refine.TRIMAP_UNKNOWN
     full = cv2.resize(trimap, (width, height), interpolation=cv2.INTER_NEAREST)
     return alpha.astype(np.float32), full
