@@ -170,7 +170,7 @@ def test_box_only_beats_plain_grabcut_on_the_real_photo_dev_set():
 
 @pytest.mark.slow
 def test_three_clicks_alone_come_near_the_box_matte_on_the_real_photo_dev_set():
-    """Measured (docs/benchmarks.md): after 3 simulated clicks mean MAD 1.00x the box matte's
+    """Measured (docs/benchmarks.md): after 3 simulated clicks mean MAD 0.96x the box matte's
     (the single click-only cut before: 1.24x), 15 of 23 photos at or under their box matte's
     MAD within 3 clicks (before: 12)."""
     if not REALDEV.is_dir():
