@@ -23,7 +23,7 @@ from clipmat_app.edits import DEFAULT_COLOR, EditSettings
 from clipmat_app.mattes import Matte
 from clipmat_app.pool import PredictorPool
 from clipmat_app.service import MatteService
-from clipmat_app.texts import no_predictor_text, predictor_text, status_text
+from clipmat_app.texts import loading_text, no_predictor_text, predictor_text, status_text
 
 try:  # Hugging Face Spaces with ZeroGPU: matting runs on a GPU lent per call
     import spaces
@@ -257,7 +257,7 @@ class Callbacks:
     def select_predictor(self, name: str, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         """Load the predictor the user picked and describe it."""
         try:
-            progress(0.1, desc=f"Loading {name} (its first use may download weights)")
+            progress(0.1, desc=loading_text(name))
             self.pool.get(name)
         except ValueError as err:
             gr.Warning(str(err))

@@ -27,6 +27,7 @@ from clipmat_app.inputs import MAX_PIXELS, MAX_SIDE, PHRASE_HINT, clean_phrase, 
 from clipmat_app.mattes import Matte
 from clipmat_app.pool import PredictorPool
 from clipmat_app.storage import Storage
+from clipmat_app.texts import loading_text
 from clipmat_app.views import candidate_rows, draw_corrections, overlay
 from editing.export import write_bytes_atomic
 
@@ -127,7 +128,7 @@ class MatteService:
             matte = self.lookup(key)
             if matte is None:
                 if not self.pool.loaded(predictor):  # loaded before a slot is taken
-                    step(0.1, desc=f"Loading {predictor} (its first use may download weights)")
+                    step(0.1, desc=loading_text(predictor))
                     self.pool.get(predictor)
                 step(0.2, desc=f"Matting '{text}' with {predictor}" if text else "Matting the box")
                 with self._slot():

@@ -8,6 +8,11 @@ from clipmat_app.mattes import STRIP_SIZE, Matte
 from clipmat_app.pool import RANDOM_TINY, PredictorPool
 
 
+def loading_text(name: str) -> str:
+    """The progress line while predictor ``name`` loads (its first use may download)."""
+    return f"Loading {name} (its first use may download weights)"
+
+
 def no_predictor_text(pool: PredictorPool) -> str:
     """Why matting is off: every predictor that cannot run and its reason."""
     lines = [f"- **{c.name}**: {c.reason}" for c in pool.choices() if not c.available]

@@ -81,10 +81,8 @@ def graph_cut(
     has_fg = (mask == cv2.GC_PR_FGD).any() or (mask == cv2.GC_FGD).any()
     has_bg = (mask == cv2.GC_BGD).any() or (mask == cv2.GC_PR_BGD).any()
     if has_fg and has_bg:
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         small_bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
-        cv2.setRNGSeed(0)  # the colour models start from OpenCV's (per-thread) random state
-        cv2.grabCut(small_bgr, mask, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        grabcut(small_bgr, mask, GRABCUT_ITERATIONS)
     region = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     seeds = [(x, y) for x, y, positive in clicks if positive]
     return _keep_clicked(region, seeds, start)
@@ -120,10 +118,27 @@ def _initial_mask(
     else:
         mask[[0, -1], :] = np.where(mask[[0, -1], :] == cv2.GC_PR_FGD, cv2.GC_PR_FGD, cv2.GC_BGD)
         mask[:, [0, -1]] = np.where(mask[:, [0, -1]] == cv2.GC_PR_FGD, cv2.GC_PR_FGD, cv2.GC_BGD)
-    core = max(1, round(CLICK_CORE * side))
+    return label_clicks(mask, clicks)
+
+
+def label_clicks(mask: np.ndarray, clicks: list[tuple[int, int, bool]]) -> np.ndarray:
+    """``mask`` (h, w) uint8 GrabCut labels with each click's disk (radius ``CLICK_CORE`` x
+    its long side) made sure foreground or background, in place; returns it."""
+    core = max(1, round(CLICK_CORE * max(mask.shape)))
     for x, y, positive in clicks:
         cv2.circle(mask, (x, y), core, int(cv2.GC_FGD if positive else cv2.GC_BGD), -1)
     return mask
+
+
+def grabcut(
+    bgr: np.ndarray, mask: np.ndarray, iterations: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GrabCut from ``mask``'s labels (changed in place), from a fixed random state: (region
+    (h, w) bool, background and foreground colour models, (1, 65) float64 each)."""
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # the colour models start from OpenCV's (per-thread) random state
+    cv2.grabCut(bgr, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), bgd, fgd
 
 
 def _drop_clicked(region: np.ndarray, negatives: list[tuple[int, int]]) -> np.ndarray:

@@ -28,7 +28,6 @@ import numpy as np
 from clipmat import refine
 from clipmat.interactive.colour_models import UNSURE_SMOOTH, colour_posterior, unsure_trimap
 from clipmat.interactive.cuts import (
-    CLICK_CORE,
     WORK_SIDE,
     Box,
     Point,
@@ -36,6 +35,8 @@ from clipmat.interactive.cuts import (
     _initial_mask,
     _keep_clicked,
     box_window,
+    grabcut,
+    label_clicks,
 )
 from clipmat.runtime import LRUCache, fingerprint
 
@@ -190,21 +191,12 @@ def prompt_votes(
         whole[r0:r1, c0:c1] = 1.0
         return small, whole, None
     with ThreadPoolExecutor(max_workers=len(priors)) as pool:  # OpenCV releases the GIL
-        cuts = list(pool.map(lambda mask: _grabcut(bgr, mask), priors))
+        cuts = list(pool.map(lambda mask: grabcut(bgr, mask, PROMPT_ITERATIONS), priors))
     regions = [_keep_clicked(region, seeds, None) for region, _, _ in cuts]
     half = cv2.resize(bgr, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
     posterior = np.mean([colour_posterior(half, bgd, fgd) for _, bgd, fgd in cuts], axis=0)
     posterior = cv2.resize(posterior.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return small, np.mean(regions, axis=0).astype(np.float32), posterior
-
-
-def _grabcut(bgr: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GrabCut from ``mask``'s labels (changed in place): (region (h, w) bool, background and
-    foreground colour models, (1, 65) float64 each)."""
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)  # the colour models start from OpenCV's (per-thread) random state
-    cv2.grabCut(bgr, mask, None, bgd, fgd, PROMPT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), bgd, fgd
 
 
 def _closed_form(small: np.ndarray, trimap: np.ndarray, posterior: np.ndarray | None) -> np.ndarray:
@@ -262,7 +254,4 @@ def _ring_mask(
         if not positive:
             cv2.circle(near, (x, y), max(2, round(NEGATIVE_REACH * max(h, w))), 1, -1)
     mask[(near > 0) & (mask == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
-    core = max(1, round(CLICK_CORE * max(h, w)))
-    for x, y, positive in clicks:
-        cv2.circle(mask, (x, y), core, int(cv2.GC_FGD if positive else cv2.GC_BGD), -1)
-    return mask
+    return label_clicks(mask, clicks)

@@ -2,28 +2,19 @@
 (NaN and inf included), clicks and boxes of every form, and edit settings. Every call gives a
 result or a clear error (ValueError or TypeError with a message), never anything else.
 
-``CLIPMAT_FUZZ_EXAMPLES`` sets the examples per test (a few dozen by default; bench/fuzz.py
+``CLIPMAT_FUZZ_EXAMPLES`` sets the examples per test (see conftest.py; bench/fuzz.py
 runs many more and reports the counts)."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import editing
 
-EXAMPLES = int(os.environ.get("CLIPMAT_FUZZ_EXAMPLES", "40"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    derandomize=True,  # the same examples on every run: a failure reproduces
-)
 CLEAR = (ValueError, TypeError)
 # Python's own messages, which tell a user nothing about what the call accepts
 UNCLEAR = ("object is not iterable", "unsupported operand", "object is not subscriptable")
@@ -93,7 +84,6 @@ def predictor(tiny_model):
     return random_tiny_predictor(tiny_model)
 
 
-@FUZZ
 @given(photo=photos())
 def test_predict_on_any_array(predictor, photo):
     try:
@@ -107,7 +97,6 @@ def test_predict_on_any_array(predictor, photo):
     assert 0.0 <= result.alpha.min() and result.alpha.max() <= 1.0
 
 
-@FUZZ
 @given(points=points, box=boxes, text=st.sampled_from(["the thing", ""]))
 def test_predict_with_any_clicks_and_box(predictor, points, box, text):
     photo = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
@@ -129,7 +118,6 @@ colours = st.one_of(
 )
 
 
-@FUZZ
 @given(
     effect=st.one_of(st.text(max_size=8), st.sampled_from(list(editing.EFFECTS))),
     strength=numbers,
