@@ -124,21 +124,36 @@ def test_a_click_alone_grows_the_object_under_it_and_a_negative_one_shrinks_it()
 
 def test_clicks_alone_stand_for_a_box_that_later_positive_clicks_widen():
     """The first click's own cut, widened by a fifth of its size, then a disk of 8% of the
-    long side around every positive click; negative clicks move nothing; inside the photo."""
+    long side around every positive click; negative clicks move nothing; inside the photo; a
+    box nearer the bottom edge than its height reaches down to it."""
     photo, _, right = _two_discs(np.random.default_rng(1))
     height, width = photo.shape[:2]
     first = interactive.click_box(photo, [(150, 60, True)])
     rows, cols = np.nonzero(right)
     span_x, span_y = cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()
     assert first[0] < cols.min() - 0.1 * span_x and first[2] > cols.max() + 0.1 * span_x
-    assert first[1] < rows.min() - 0.1 * span_y and first[3] > rows.max() + 0.1 * span_y
-    assert first[0] >= 0 and first[1] >= 0 and first[2] <= width and first[3] <= height
+    assert first[1] < rows.min() - 0.1 * span_y and first[1] > rows.min() - 0.3 * span_y
+    assert first[3] == height  # the disc's box ends 25 pixels above the bottom edge
+    assert first[0] >= 0 and first[1] >= 0 and first[2] <= width
     reach = interactive.prompts.CLICK_BOX_REACH * max(height, width)
     far = (30.0, 100.0, True)
     widened = interactive.click_box(photo, [(150, 60, True), (40, 40, False), far])
     assert widened[0] == pytest.approx(max(0.0, far[0] - reach))
-    assert widened[3] == pytest.approx(min(float(height), far[1] + reach))
     assert widened[2] == first[2] and widened[1] == first[1]  # the negative click moves nothing
+
+
+def test_an_object_high_above_the_bottom_keeps_its_own_box():
+    """A disc whose box is far more than its height above the bottom edge: the box stops
+    under the disc, and the matte holds the disc and nothing of the red floor below it."""
+    rng = np.random.default_rng(3)
+    photo = rng.normal(120, 12, (300, 200, 3)).clip(0, 255).astype(np.uint8)
+    disc = _disk(300, 200, 50, 100, 20)
+    photo[disc] = (40, 70, 220)
+    photo[200:] = (200, 40, 40)
+    box = interactive.click_box(photo, [(100, 50, True)])
+    assert 70 < box[3] < 90, box
+    alpha, _ = interactive.prompt_matte(photo, points=[(100, 50, True)])
+    assert metrics.mad(alpha, disc.astype(np.float32)) < 0.01
 
 
 def test_a_sessions_later_clicks_reuse_the_first_clicks_cut(monkeypatch):
