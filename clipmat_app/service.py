@@ -27,7 +27,7 @@ from clipmat_app.inputs import MAX_PIXELS, MAX_SIDE, PHRASE_HINT, clean_phrase, 
 from clipmat_app.mattes import Matte
 from clipmat_app.pool import PredictorPool
 from clipmat_app.storage import Storage
-from clipmat_app.texts import loading_text
+from clipmat_app.texts import loading_text, matting_text
 from clipmat_app.views import candidate_rows, draw_corrections, overlay
 from editing.export import write_bytes_atomic
 
@@ -130,7 +130,7 @@ class MatteService:
                 if not self.pool.loaded(predictor):  # loaded before a slot is taken
                     step(0.1, desc=loading_text(predictor))
                     self.pool.get(predictor)
-                step(0.2, desc=f"Matting '{text}' with {predictor}" if text else "Matting the box")
+                step(0.2, desc=matting_text(text, predictor, corrections.box is not None))
                 with self._slot():
                     matte = self._compute(key, upload, text, predictor, refine, corrections)
                     matte.notes[:0] = phrase_notes

@@ -13,6 +13,14 @@ def loading_text(name: str) -> str:
     return f"Loading {name} (its first use may download weights)"
 
 
+def matting_text(phrase: str, name: str, boxed: bool) -> str:
+    """The progress line while a matte is computed: the phrase and predictor ``name``, or with
+    no phrase, the box (``boxed``) or the clicks alone."""
+    if phrase:
+        return f"Matting '{phrase}' with {name}"
+    return "Matting the box" if boxed else "Matting the clicks"
+
+
 def no_predictor_text(pool: PredictorPool) -> str:
     """Why matting is off: every predictor that cannot run and its reason."""
     lines = [f"- **{c.name}**: {c.reason}" for c in pool.choices() if not c.available]

@@ -153,13 +153,23 @@ def test_a_box_alone_mattes_with_no_phrase(mini):
     ys, xs = np.nonzero(ball)
     box = Corrections(box=(xs.min() - 6.0, ys.min() - 6.0, xs.max() + 7.0, ys.max() + 7.0))
     encodes = service.pool.get(name).stats["image_encodes"]
-    matte = service.matte(str(SHAPES), "  ", name, refine=True, corrections=box)
+    shown = []
+    progress = lambda share, desc="": shown.append(desc)  # noqa: E731
+    matte = service.matte(str(SHAPES), "  ", name, refine=True, corrections=box, progress=progress)
     assert matte.result.predictor == PROMPT_ONLY and matte.result.text == ""
+    assert "Matting the box" in shown
     assert service.pool.get(name).stats["image_encodes"] == encodes  # no model ran
     alpha = matte.result.alpha
     assert alpha[ball].mean() > 0.8 and alpha[~ball].mean() < 0.02
     status = status_text(matte)
     assert status.startswith("**Matted from the box alone** (no phrase, no model")
+    shown.clear()
+    on_ball = (*_inside(ball), True)
+    clicked = service.matte(
+        str(SHAPES), "", name, corrections=Corrections(points=(on_ball,)), progress=progress
+    )
+    assert "Matting the clicks" in shown and "Matting the box" not in shown
+    assert clicked.result.alpha[ball].mean() > 0.8
     with pytest.raises(ValueError, match="phrase is empty.*draw a box"):
         service.matte(str(SHAPES), "", name)
     with pytest.raises(ValueError, match="phrase is empty"):

@@ -169,14 +169,14 @@ def test_box_only_beats_plain_grabcut_on_the_real_photo_dev_set():
 
 
 @pytest.mark.slow
-def test_three_clicks_alone_come_near_the_box_matte_on_the_real_photo_dev_set():
-    """Measured (docs/benchmarks.md): after 3 simulated clicks mean MAD 0.96x the box matte's
-    (the single click-only cut before: 1.24x), 15 of 23 photos at or under their box matte's
-    MAD within 3 clicks (before: 12)."""
+def test_three_clicks_alone_beat_the_box_matte_on_the_real_photo_dev_set():
+    """Measured (docs/benchmarks.md): after 3 simulated clicks mean MAD 0.76x the box matte's
+    (the box not reaching down to the bottom edge: 0.96x; the single click-only cut before:
+    1.24x), 16 of 23 photos at or under their box matte's MAD within 3 clicks (15; 12)."""
     if not REALDEV.is_dir():
         pytest.skip(f"no real-photo development set at {REALDEV}")
     items = real.load_items(REALDEV, side=real.SIDE)
     overall = real.evaluate_real(items, progress=False)["summary"]["all"]
-    assert overall["clicks"]["mad"] <= 1.1 * overall["box"]["mad"]
+    assert overall["clicks"]["mad"] <= 0.85 * overall["box"]["mad"]
     reached = overall["clicks_reached_by"]
-    assert reached[min(2, len(reached) - 1)] >= 14
+    assert reached[min(2, len(reached) - 1)] >= 15
